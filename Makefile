@@ -1,0 +1,43 @@
+# Two commands set up a fresh machine:
+#   make test   venv (Python >= 3.12), install, build the MAS extension, run the test suite
+#   make demo   the LJSpeech-style recipe end to end on a built-in espeak-ng corpus
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install test demo bench sysdeps clean
+
+$(STAMP): setup.py pyproject.toml espnet_glowtts/mas/core.pyx
+	@python_exe=$$(tools/find_python.sh) || exit 1; \
+	  if [ ! -x "$(PY)" ]; then echo ">> creating $(VENV) with $$python_exe"; "$$python_exe" -m venv $(VENV) || exit 1; fi
+	$(PY) -m pip install -q --upgrade "pip>=23.2" >/dev/null
+	$(PY) -m pip install -e ".[test,recipe]"
+	$(PY) -c "from espnet_glowtts.mas import backend; print('MAS backend:', backend())"
+	touch $@
+
+install: $(STAMP)
+
+# espeak-ng speaks the built-in corpus and is the phonemizer backend.
+sysdeps:
+	@if command -v espeak-ng >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo ">> installing espeak-ng (apt-get)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null) || exit 1; \
+	else \
+	  echo "espeak-ng is missing. Install it first, e.g.: sudo apt-get install espeak-ng" >&2; exit 1; \
+	fi
+
+test: install sysdeps
+	@set -o pipefail; $(PY) -m pytest $(PYTEST_ARGS) tests; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+demo: install sysdeps
+	cd egs2/ljspeech/tts_glow && PATH="$(abspath $(VENV))/bin:$$PATH" ./run.sh --corpus espeak
+
+bench: install
+	$(PY) bench/mas.py
+
+clean:
+	rm -rf build $(VENV) espnet_glowtts/mas/*.so espnet_glowtts/mas/core.c
