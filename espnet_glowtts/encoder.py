@@ -1,0 +1,208 @@
+"""Glow-TTS text encoder: embedding, conv prenet, relative-position transformer, prior."""
+
+import math
+from typing import Tuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class ChannelLayerNorm(nn.Module):
+    """LayerNorm over the channel axis of (B, C, T) tensors."""
+
+    def __init__(self, channels: int, eps: float = 1e-4):
+        super().__init__()
+        self.eps = eps
+        self.gamma = nn.Parameter(torch.ones(channels))
+        self.beta = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.layer_norm(x.transpose(1, -1), x.shape[1:2], self.gamma, self.beta, self.eps)
+        return x.transpose(1, -1)
+
+
+class ConvPrenet(nn.Module):
+    """Residual conv stack before the transformer; starts as the identity."""
+
+    def __init__(self, channels: int, num_layers: int = 3, kernel_size: int = 5,
+                 dropout: float = 0.5):
+        super().__init__()
+        self.convs = nn.ModuleList(
+            nn.Conv1d(channels, channels, kernel_size, padding=kernel_size // 2)
+            for _ in range(num_layers)
+        )
+        self.norms = nn.ModuleList(ChannelLayerNorm(channels) for _ in range(num_layers))
+        self.dropout = nn.Dropout(dropout)
+        self.proj = nn.Conv1d(channels, channels, 1)
+        # Zero output projection: training starts from the plain embedding.
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = x
+        for conv, norm in zip(self.convs, self.norms):
+            h = self.dropout(torch.relu(norm(conv(h * mask))))
+        return (x + self.proj(h)) * mask
+
+
+class RelativeSelfAttention(nn.Module):
+    """Multi-head self-attention with relative positions (Shaw et al.) for keys and values.
+
+    Offsets beyond ``window_size`` get no relative term; the 2 * window_size + 1 embeddings
+    are shared across heads.
+    """
+
+    def __init__(self, channels: int, num_heads: int, window_size: int = 4,
+                 dropout: float = 0.0):
+        super().__init__()
+        if channels % num_heads != 0:
+            raise ValueError(f"channels ({channels}) must be divisible by num_heads "
+                             f"({num_heads})")
+        self.num_heads = num_heads
+        self.head_channels = channels // num_heads
+        self.window_size = window_size
+        self.query = nn.Conv1d(channels, channels, 1)
+        self.key = nn.Conv1d(channels, channels, 1)
+        self.value = nn.Conv1d(channels, channels, 1)
+        self.out = nn.Conv1d(channels, channels, 1)
+        for conv in (self.query, self.key, self.value):
+            nn.init.xavier_uniform_(conv.weight)
+        std = self.head_channels ** -0.5
+        self.rel_key = nn.Parameter(torch.randn(2 * window_size + 1, self.head_channels) * std)
+        self.rel_value = nn.Parameter(
+            torch.randn(2 * window_size + 1, self.head_channels) * std)
+        self.dropout = nn.Dropout(dropout)
+
+    def _relative_index(self, length: int, device: torch.device) -> Tuple[torch.Tensor, ...]:
+        positions = torch.arange(length, device=device)
+        offset = positions[None, :] - positions[:, None]  # key - query, (T, T)
+        in_window = offset.abs() <= self.window_size
+        index = offset.clamp(-self.window_size, self.window_size) + self.window_size
+        return index, in_window
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Attend within each sequence.
+
+        Args:
+            x (Tensor): Input (B, C, T).
+            mask (Tensor): Valid positions (B, 1, T).
+
+        Returns:
+            Tensor: Output (B, C, T).
+
+        """
+        batch, channels, length = x.shape
+
+        def heads(t):
+            return t.view(batch, self.num_heads, self.head_channels, length).transpose(2, 3)
+
+        q = heads(self.query(x)) * self.head_channels ** -0.5  # (B, H, T, D)
+        k, v = heads(self.key(x)), heads(self.value(x))
+        index, in_window = self._relative_index(length, x.device)
+        index = index.expand(batch, self.num_heads, length, length)
+
+        scores = q @ k.transpose(-2, -1)
+        rel_scores = (q @ self.rel_key.t()).gather(-1, index)  # (B, H, T, T)
+        scores = scores + rel_scores.masked_fill(~in_window, 0.0)
+        pair_mask = (mask.unsqueeze(-1) * mask.unsqueeze(-2)) > 0  # (B, 1, T, T)
+        scores = scores.masked_fill(~pair_mask, -1e4)
+        weights = self.dropout(torch.softmax(scores, dim=-1))
+
+        out = weights @ v
+        # Sum the weights that fall on each relative offset, then add its value embedding.
+        offset_weights = torch.zeros(
+            batch, self.num_heads, length, 2 * self.window_size + 1,
+            dtype=weights.dtype, device=x.device,
+        ).scatter_add_(-1, index, weights.masked_fill(~in_window, 0.0))
+        out = out + offset_weights @ self.rel_value.to(weights.dtype)
+        out = out.transpose(2, 3).reshape(batch, channels, length)
+        return self.out(out)
+
+
+class FeedForward(nn.Module):
+    """Two convolutions with ReLU, as the transformer's position-wise network."""
+
+    def __init__(self, channels: int, filter_channels: int, kernel_size: int,
+                 dropout: float):
+        super().__init__()
+        padding = kernel_size // 2
+        self.conv1 = nn.Conv1d(channels, filter_channels, kernel_size, padding=padding)
+        self.conv2 = nn.Conv1d(filter_channels, channels, kernel_size, padding=padding)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = self.dropout(torch.relu(self.conv1(x * mask)))
+        return self.conv2(h * mask) * mask
+
+
+class TextEncoder(nn.Module):
+    """Token embedding -> prenet -> post-LN transformer -> prior statistics.
+
+    Args:
+        idim (int): Vocabulary size.
+        odim (int): Feature dimension of the prior (mel bins).
+        hidden_channels (int): Embedding and attention width.
+        filter_channels (int): Feed-forward width.
+        num_heads (int): Attention heads.
+        num_layers (int): Transformer layers.
+        kernel_size (int): Feed-forward conv kernel.
+        dropout (float): Dropout in attention and feed-forward blocks.
+        window_size (int): Relative-position window.
+        use_prenet (bool): Whether to use the conv prenet.
+        mean_only (bool): Fix the prior log-std at 0 instead of predicting it.
+
+    """
+
+    def __init__(self, idim: int, odim: int, hidden_channels: int = 192,
+                 filter_channels: int = 768, num_heads: int = 2, num_layers: int = 6,
+                 kernel_size: int = 3, dropout: float = 0.1, window_size: int = 4,
+                 use_prenet: bool = True, mean_only: bool = True):
+        super().__init__()
+        self.hidden_channels = hidden_channels
+        self.embedding = nn.Embedding(idim, hidden_channels)
+        nn.init.normal_(self.embedding.weight, 0.0, hidden_channels ** -0.5)
+        self.prenet = ConvPrenet(hidden_channels) if use_prenet else None
+        self.attentions = nn.ModuleList(
+            RelativeSelfAttention(hidden_channels, num_heads, window_size, dropout)
+            for _ in range(num_layers)
+        )
+        self.feed_forwards = nn.ModuleList(
+            FeedForward(hidden_channels, filter_channels, kernel_size, dropout)
+            for _ in range(num_layers)
+        )
+        self.norms1 = nn.ModuleList(ChannelLayerNorm(hidden_channels) for _ in range(num_layers))
+        self.norms2 = nn.ModuleList(ChannelLayerNorm(hidden_channels) for _ in range(num_layers))
+        self.dropout = nn.Dropout(dropout)
+        self.proj_mean = nn.Conv1d(hidden_channels, odim, 1)
+        self.proj_log_std = None if mean_only else nn.Conv1d(hidden_channels, odim, 1)
+
+    def forward(self, text: torch.Tensor, mask: torch.Tensor
+                ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Encode tokens.
+
+        Args:
+            text (LongTensor): Token ids (B, T_text).
+            mask (Tensor): Valid positions (B, 1, T_text).
+
+        Returns:
+            Tensor: Hidden states (B, hidden_channels, T_text).
+            Tensor: Prior mean (B, odim, T_text).
+            Tensor: Prior log-std (B, odim, T_text).
+
+        """
+        x = self.embedding(text).transpose(1, 2) * math.sqrt(self.hidden_channels)
+        x = x * mask
+        if self.prenet is not None:
+            x = self.prenet(x, mask)
+        for attention, feed_forward, norm1, norm2 in zip(
+                self.attentions, self.feed_forwards, self.norms1, self.norms2):
+            x = norm1(x + self.dropout(attention(x * mask, mask)))
+            x = norm2(x + self.dropout(feed_forward(x, mask)))
+        x = x * mask
+        mean = self.proj_mean(x) * mask
+        if self.proj_log_std is None:
+            log_std = torch.zeros_like(mean)
+        else:
+            log_std = self.proj_log_std(x) * mask
+        return x, mean, log_std

@@ -1,0 +1,286 @@
+"""Glow-TTS flow decoder: squeeze, then blocks of ActNorm, 1x1 conv and affine coupling.
+
+Every flow maps ``x -> z`` in the forward (training) direction and returns the log-determinant
+of that map per utterance; ``reverse=True`` applies the inverse (synthesis).
+"""
+
+from typing import Optional, Tuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from espnet_glowtts.tensor_utils import cached_tensor
+
+
+class ActNorm(nn.Module):
+    """Per-channel affine flow with data-dependent initialisation.
+
+    On the first training batch, scale and bias are set so that the output of every channel
+    is zero-mean and unit-variance over the valid frames. ``initialized`` is a buffer, so a
+    loaded checkpoint never re-initialises.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.zeros(1, channels, 1))
+        self.bias = nn.Parameter(torch.zeros(1, channels, 1))
+        self.register_buffer("initialized", torch.tensor(False))
+
+    @torch.no_grad()
+    def _initialize(self, x: torch.Tensor, mask: torch.Tensor) -> None:
+        count = mask.sum().clamp_min(1.0)
+        mean = (x * mask).sum(dim=(0, 2)) / count
+        var = (x * x * mask).sum(dim=(0, 2)) / count - mean ** 2
+        log_std = 0.5 * torch.log(var.clamp_min(1e-6))
+        self.log_scale.copy_(-log_std.view_as(self.log_scale))
+        self.bias.copy_((-mean * torch.exp(-log_std)).view_as(self.bias))
+        self.initialized.fill_(True)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, reverse: bool = False, **_
+                ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        if self.training and not reverse and not bool(self.initialized):
+            self._initialize(x, mask)
+        if reverse:
+            return (x - self.bias) * torch.exp(-self.log_scale) * mask, None
+        logdet = self.log_scale.sum() * mask.sum(dim=(1, 2))
+        return (self.bias + torch.exp(self.log_scale) * x) * mask, logdet
+
+
+class InvertibleConv1x1(nn.Module):
+    """Invertible 1x1 convolution shared over channel groups.
+
+    Channels are split into groups of ``group_size`` (half from each coupling half, so the
+    coupling's split keeps mixing), and one ``group_size x group_size`` matrix, initialised
+    orthogonal, is applied to every group.
+    """
+
+    def __init__(self, channels: int, group_size: int = 4):
+        super().__init__()
+        if channels % group_size != 0 or group_size % 2 != 0:
+            raise ValueError(f"channels ({channels}) must be a multiple of group_size "
+                             f"({group_size}), which must be even")
+        self.channels = channels
+        self.group_size = group_size
+        weight = torch.linalg.qr(torch.randn(group_size, group_size))[0]
+        if torch.det(weight) < 0:
+            weight[:, 0] = -weight[:, 0]
+        self.weight = nn.Parameter(weight)
+
+    def _to_groups(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, t = x.shape
+        g = self.group_size
+        x = x.view(b, 2, c // g, g // 2, t).permute(0, 1, 3, 2, 4)
+        return x.reshape(b, g, c // g, t)
+
+    def _from_groups(self, x: torch.Tensor) -> torch.Tensor:
+        b, g, n, t = x.shape
+        x = x.view(b, 2, g // 2, n, t).permute(0, 1, 3, 2, 4)
+        return x.reshape(b, self.channels, t)
+
+    def inverse_weight(self) -> torch.Tensor:
+        """Inverse matrix, cached at inference until the weight changes."""
+        return cached_tensor(self, "inverse", [self.weight],
+                             lambda: torch.linalg.inv(self.weight.float()))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, reverse: bool = False, **_
+                ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        weight = self.inverse_weight() if reverse else self.weight
+        z = torch.einsum("ij,bjnt->bint", weight.to(x.dtype), self._to_groups(x))
+        z = self._from_groups(z) * mask
+        if reverse:
+            return z, None
+        logdet = torch.slogdet(self.weight.float())[1] * (self.channels // self.group_size)
+        return z, logdet * mask.sum(dim=(1, 2))
+
+
+class WeightNormConv1d(nn.Conv1d):
+    """Conv1d with weight normalisation (``w = g * v / ||v||``, norm per output channel).
+
+    At inference the normalised weight is computed once and reused until ``v`` or ``g``
+    change (no state-dict change, unlike removing the parametrisation).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        weight = self.weight.detach()
+        del self.weight
+        self.weight_v = nn.Parameter(weight.clone())
+        self.weight_g = nn.Parameter(weight.norm(dim=(1, 2), keepdim=True))
+
+    def normalized_weight(self) -> torch.Tensor:
+        def compute():
+            norm = self.weight_v.norm(dim=(1, 2), keepdim=True)
+            return self.weight_v * (self.weight_g / norm)
+
+        return cached_tensor(self, "weight", [self.weight_v, self.weight_g], compute)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.normalized_weight(), self.bias)
+
+
+class WaveNet(nn.Module):
+    """Non-causal WaveNet stack: dilated convs, gated tanh * sigmoid, residual + skip."""
+
+    def __init__(self, channels: int, kernel_size: int, dilation_rate: int, num_layers: int,
+                 global_channels: int = 0, dropout: float = 0.0):
+        super().__init__()
+        self.channels = channels
+        self.num_layers = num_layers
+        self.in_layers = nn.ModuleList()
+        self.res_skip_layers = nn.ModuleList()
+        for i in range(num_layers):
+            dilation = dilation_rate ** i
+            self.in_layers.append(WeightNormConv1d(
+                channels, 2 * channels, kernel_size, dilation=dilation,
+                padding=(kernel_size * dilation - dilation) // 2))
+            out = 2 * channels if i < num_layers - 1 else channels
+            self.res_skip_layers.append(WeightNormConv1d(channels, out, 1))
+        self.cond_layer = (WeightNormConv1d(global_channels, 2 * channels * num_layers, 1)
+                           if global_channels > 0 else None)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor,
+                g: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Run the stack.
+
+        Args:
+            x (Tensor): Input (B, channels, T).
+            mask (Tensor): Valid frames (B, 1, T).
+            g (Optional[Tensor]): Global conditioning (B, global_channels, 1).
+
+        Returns:
+            Tensor: Sum of skip outputs (B, channels, T).
+
+        """
+        skip = torch.zeros_like(x)
+        cond = self.cond_layer(g) if (g is not None and self.cond_layer is not None) else None
+        c = self.channels
+        for i, (in_layer, res_skip_layer) in enumerate(zip(self.in_layers,
+                                                           self.res_skip_layers)):
+            h = in_layer(x)
+            if cond is not None:
+                h = h + cond[:, 2 * c * i:2 * c * (i + 1)]
+            h = self.dropout(torch.tanh(h[:, :c]) * torch.sigmoid(h[:, c:]))
+            res_skip = res_skip_layer(h)
+            if i < self.num_layers - 1:
+                x = (x + res_skip[:, :c]) * mask
+                skip = skip + res_skip[:, c:]
+            else:
+                skip = skip + res_skip
+        return skip * mask
+
+
+class AffineCoupling(nn.Module):
+    """Affine coupling: the first half of the channels predicts (m, logs) for the second.
+
+    z_b = m(x_a) + exp(logs(x_a)) * x_b; the output projection starts at zero, so each
+    coupling starts as the identity.
+    """
+
+    def __init__(self, channels: int, hidden_channels: int, kernel_size: int,
+                 dilation_rate: int, num_layers: int, global_channels: int = 0,
+                 dropout: float = 0.0, sigmoid_scale: bool = False):
+        super().__init__()
+        half = channels // 2
+        self.sigmoid_scale = sigmoid_scale
+        self.start = WeightNormConv1d(half, hidden_channels, 1)
+        self.wavenet = WaveNet(hidden_channels, kernel_size, dilation_rate, num_layers,
+                               global_channels, dropout)
+        self.end = nn.Conv1d(hidden_channels, 2 * (channels - half), 1)
+        nn.init.zeros_(self.end.weight)
+        nn.init.zeros_(self.end.bias)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, reverse: bool = False,
+                g: Optional[torch.Tensor] = None
+                ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        half = x.size(1) // 2
+        x_a, x_b = x[:, :half], x[:, half:]
+        h = self.wavenet(self.start(x_a) * mask, mask, g)
+        m, logs = self.end(h).chunk(2, dim=1)
+        if self.sigmoid_scale:
+            logs = torch.log(1e-6 + torch.sigmoid(logs + 2))
+        if reverse:
+            z_b = (x_b - m) * torch.exp(-logs) * mask
+            return torch.cat([x_a, z_b], dim=1), None
+        z_b = (m + torch.exp(logs) * x_b) * mask
+        return torch.cat([x_a, z_b], dim=1), (logs * mask).sum(dim=(1, 2))
+
+
+def squeeze(x: torch.Tensor, mask: torch.Tensor, factor: int
+            ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Fold ``factor`` consecutive frames into channels: (B, C, T) -> (B, C*factor, T/factor).
+
+    T must be a multiple of ``factor``. A folded frame is valid when its last frame was.
+    """
+    b, c, t = x.shape
+    x = x.view(b, c, t // factor, factor).permute(0, 3, 1, 2).reshape(b, c * factor, -1)
+    mask = mask[:, :, factor - 1::factor]
+    return x * mask, mask
+
+
+def unsqueeze(x: torch.Tensor, mask: torch.Tensor, factor: int
+              ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Inverse of :func:`squeeze`."""
+    b, c, t = x.shape
+    x = x.view(b, factor, c // factor, t).permute(0, 2, 3, 1).reshape(b, c // factor, -1)
+    mask = mask.unsqueeze(-1).expand(-1, -1, -1, factor).reshape(b, 1, -1)
+    return x * mask, mask
+
+
+class FlowDecoder(nn.Module):
+    """Squeeze -> ``num_blocks`` x [ActNorm, InvertibleConv1x1, AffineCoupling] -> unsqueeze.
+
+    Args:
+        channels (int): Feature channels (mel bins).
+        hidden_channels (int): WaveNet width in the couplings.
+        kernel_size (int): WaveNet kernel.
+        dilation_rate (int): WaveNet dilation growth.
+        num_blocks (int): Flow blocks.
+        num_layers (int): WaveNet layers per coupling.
+        dropout (float): WaveNet dropout.
+        group_size (int): Channel group of the 1x1 conv.
+        squeeze_factor (int): Frames folded into channels.
+        sigmoid_scale (bool): Bound coupling scales with a sigmoid.
+        global_channels (int): Speaker/language conditioning width (0 for none).
+
+    """
+
+    def __init__(self, channels: int, hidden_channels: int = 192, kernel_size: int = 5,
+                 dilation_rate: int = 1, num_blocks: int = 12, num_layers: int = 4,
+                 dropout: float = 0.05, group_size: int = 4, squeeze_factor: int = 2,
+                 sigmoid_scale: bool = False, global_channels: int = 0):
+        super().__init__()
+        self.squeeze_factor = squeeze_factor
+        folded = channels * squeeze_factor
+        self.flows = nn.ModuleList()
+        for _ in range(num_blocks):
+            self.flows.append(ActNorm(folded))
+            self.flows.append(InvertibleConv1x1(folded, group_size))
+            self.flows.append(AffineCoupling(
+                folded, hidden_channels, kernel_size, dilation_rate, num_layers,
+                global_channels, dropout, sigmoid_scale))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, g: Optional[torch.Tensor] = None,
+                reverse: bool = False) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Map features to latents (or back with ``reverse=True``).
+
+        Args:
+            x (Tensor): Features or latents (B, channels, T), T a multiple of the squeeze.
+            mask (Tensor): Valid frames (B, 1, T).
+            g (Optional[Tensor]): Global conditioning (B, global_channels, 1).
+            reverse (bool): Run the inverse (synthesis) direction.
+
+        Returns:
+            Tensor: Output (B, channels, T).
+            Optional[Tensor]: Total log-determinant (B,) in the forward direction.
+
+        """
+        x, folded_mask = squeeze(x, mask, self.squeeze_factor)
+        logdet_total = None if reverse else x.new_zeros(x.size(0))
+        for flow in (reversed(self.flows) if reverse else self.flows):
+            x, logdet = flow(x, folded_mask, reverse=reverse, g=g)
+            if logdet is not None:
+                logdet_total = logdet_total + logdet
+        x, _ = unsqueeze(x, folded_mask, self.squeeze_factor)
+        return x, logdet_total
