@@ -333,7 +333,7 @@ class GlowTTS(AbsTTS):
         log_std_y = torch.bmm(log_std, path)
         z = (mean_y + torch.exp(log_std_y) * torch.randn_like(mean_y) * noise_scale) * y_mask
         y, _ = self.decoder(z, y_mask, g, reverse=True)
-        return y, y_lengths, self._fold(w)
+        return y, y_lengths, self._fold(w, text_lengths)
 
     def _expand_durations(self, durations: torch.Tensor, x_lengths: torch.Tensor):
         """User durations over the input tokens -> durations over the model's tokens."""
@@ -345,8 +345,8 @@ class GlowTTS(AbsTTS):
         w[:, 1::2] = durations  # blanks get no frames
         return w
 
-    def _fold(self, w: torch.Tensor) -> torch.Tensor:
-        return fold_blank_durations(w) if self.add_blank else w
+    def _fold(self, w: torch.Tensor, text_lengths: torch.Tensor) -> torch.Tensor:
+        return fold_blank_durations(w, text_lengths) if self.add_blank else w
 
     def _teacher_forced(self, text, text_lengths, feats, feats_lengths, g, noise_scale):
         """MAS durations of given features, and the features resynthesised along them."""
@@ -368,7 +368,7 @@ class GlowTTS(AbsTTS):
         z = (mean_y + torch.exp(torch.bmm(log_std, path)) * torch.randn_like(mean_y)
              * noise_scale) * y_mask
         y_gen, _ = self.decoder(z, y_mask, g, reverse=True)
-        return y_gen, feats_lengths, self._fold(w)
+        return y_gen, feats_lengths, self._fold(w, text_lengths)
 
     @torch.no_grad()
     def inference(

@@ -65,7 +65,7 @@ def intersperse_blank(
     return out, lengths
 
 
-def fold_blank_durations(durations: torch.Tensor) -> torch.Tensor:
+def fold_blank_durations(durations: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Give the frames of inserted blanks back to the real tokens around them.
 
     Each interior blank's frames are split between its two neighbours (the earlier one gets
@@ -73,19 +73,23 @@ def fold_blank_durations(durations: torch.Tensor) -> torch.Tensor:
     Frame totals are preserved exactly.
 
     Args:
-        durations (LongTensor): Durations over blank-interspersed tokens (B, 2N+1).
+        durations (LongTensor): Durations over blank-interspersed tokens (B, 2N+1), 0-padded.
+        lengths (LongTensor): Number of original tokens per utterance (B,).
 
     Returns:
-        LongTensor: Durations over the original tokens (B, N).
+        LongTensor: Durations over the original tokens (B, N), 0-padded.
 
     """
-    blanks = durations[:, 0::2]  # (B, N+1)
+    blanks = durations[:, 0::2].clone()  # (B, N+1)
     tokens = durations[:, 1::2].clone()  # (B, N)
+    is_last = torch.arange(blanks.size(1), device=blanks.device)[None, :] == lengths[:, None]
+    last_blank = (blanks * is_last).sum(1)
+    blanks = blanks.masked_fill(is_last, 0)
     to_previous = blanks[:, 1:-1] // 2
     tokens[:, 1:] += blanks[:, 1:-1] - to_previous
     tokens[:, :-1] += to_previous
     tokens[:, 0] += blanks[:, 0]
-    tokens[:, -1] += blanks[:, -1]
+    tokens[torch.arange(tokens.size(0), device=tokens.device), lengths - 1] += last_blank
     return tokens
 
 
