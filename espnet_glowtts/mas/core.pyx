@@ -56,6 +56,55 @@ def openmp_threads():
     return mas_max_threads() if MAS_OPENMP else 0
 
 
+cdef inline unsigned int _column(const real* col, Py_ssize_t rs, real* qq,
+                                 int rlo, int rhi) noexcept nogil:
+    """Updates rows rlo..rhi of a block column in place; ``col`` points at row rhi.
+
+    Descending order keeps ``qq[r]`` at the previous column's value when row r reads it. Returns
+    the decision bits of the column (bit r set: the maximum came from the previous token).
+    """
+    cdef unsigned int word = 0
+    cdef real left, upv
+    cdef int r = rhi
+    while r >= rlo:
+        left = qq[r + 1]
+        upv = qq[r]
+        word |= (<unsigned int>(upv > left)) << r
+        qq[r + 1] = col[0] + (upv if upv > left else left)
+        col -= rs
+        r -= 1
+    return word
+
+
+cdef inline void _full_columns(const real* v, Py_ssize_t rs, Py_ssize_t cs, int j0, int j1,
+                               real* qq, const real* up, real* nxt, uint16_t* bits) noexcept nogil:
+    """Columns j0..j1-1 of a block whose R rows all lie in the band: the hot loop.
+
+    The constant trip count lets the compiler unroll the rows and keep the column in registers.
+    """
+    cdef real q[R + 1]
+    cdef real left, upv
+    cdef unsigned int word
+    cdef int r, j
+    cdef const real* col
+    for r in range(R + 1):
+        q[r] = qq[r]
+    for j in range(j0, j1):
+        q[0] = up[j]
+        col = v + (R - 1) * rs + j * cs
+        word = 0
+        for r in range(R - 1, -1, -1):
+            left = q[r + 1]
+            upv = q[r]
+            word |= (<unsigned int>(upv > left)) << r
+            q[r + 1] = col[0] + (upv if upv > left else left)
+            col -= rs
+        bits[j] = <uint16_t>word
+        nxt[j + 1] = q[R]
+    for r in range(R + 1):
+        qq[r] = q[r]
+
+
 cdef inline void _forward(const real* v, Py_ssize_t rs, Py_ssize_t cs, int T, int F,
                           uint16_t* bits, real* up, real* nxt) noexcept nogil:
     """Runs the DP on the band and stores one decision bit per cell.
@@ -66,12 +115,10 @@ cdef inline void _forward(const real* v, Py_ssize_t rs, Py_ssize_t cs, int T, in
     bottom row.
     """
     cdef int D = F - T
-    cdef int i0, n, j, r, rlo, rhi, jend
-    cdef unsigned int word
+    cdef int i0, n, j, r, rlo, rhi, jend, jfull
     cdef real qq[R + 1]  # qq[0]: Q[i0-1, j-1]; qq[r+1]: Q[i0+r, j-1]
-    cdef real left, upv, x
     cdef real* tmp
-    cdef const real* col
+    cdef uint16_t* bb
     cdef real neg = -INFINITY
 
     # Row -1: Q[-1, -1] = 0 makes Q[0, 0] = v[0, 0]; every other cell above row 0 is -inf.
@@ -81,28 +128,25 @@ cdef inline void _forward(const real* v, Py_ssize_t rs, Py_ssize_t cs, int T, in
     i0 = 0
     while i0 < T:
         n = T - i0 if T - i0 < R else R
+        bb = bits + (i0 // R) * F
         for r in range(1, n + 1):
             qq[r] = neg  # Q[i, i-1] = -inf: a token cannot start before its own index
         jend = i0 + n - 1 + D
-        for j in range(i0, jend + 1):
+        j = i0
+        while j <= jend:
+            if n == R and j == i0 + R - 1 and j <= i0 + D:  # all rows in the band from here
+                jfull = i0 + D + 1
+                _full_columns(v + i0 * rs, rs, cs, j, jfull, qq, up, nxt, bb)
+                j = jfull
+                continue
             rlo = j - D - i0 if j - D - i0 > 0 else 0
             rhi = j - i0 if j - i0 < n - 1 else n - 1
             if rlo == 0:
                 qq[0] = up[j]
-            col = v + (i0 + rhi) * rs + j * cs
-            word = 0
-            r = rhi
-            while r >= rlo:  # descending: qq[r] is still the previous column's value
-                left = qq[r + 1]
-                upv = qq[r]
-                x = col[0]
-                col -= rs
-                word |= (<unsigned int>(upv > left)) << r
-                qq[r + 1] = x + (upv if upv > left else left)
-                r -= 1
-            bits[(i0 // R) * F + j] = <uint16_t>word
+            bb[j] = <uint16_t>_column(v + (i0 + rhi) * rs + j * cs, rs, qq, rlo, rhi)
             if rhi == n - 1:
                 nxt[j + 1] = qq[n]
+            j += 1
         tmp = up
         up = nxt
         nxt = tmp
