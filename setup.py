@@ -66,6 +66,7 @@ REQUIRES = [
     "typeguard",
     "matplotlib",  # espnet2.bin.tts_inference imports it; pack wants the images
     "espnet_model_zoo",
+    "tensorboard",  # tts_train logs to it by default
 ]
 
 EXTRAS = {

@@ -9,7 +9,6 @@ from typing import List, Optional
 
 import espnet_glowtts  # noqa: F401  (registers glow_tts, extends Text2Speech)
 from espnet2.bin import tts_inference as espnet_inference
-from espnet2.utils.cli_utils import get_commandline_args
 
 
 def get_parser():
@@ -23,7 +22,7 @@ def get_parser():
 
 
 def main(cmd: Optional[List[str]] = None):
-    print(get_commandline_args(), file=sys.stderr)
+    print(espnet_inference.get_commandline_args(), file=sys.stderr)
     args = get_parser().parse_args(cmd)
     kwargs = vars(args)
     kwargs.pop("config", None)
