@@ -17,8 +17,8 @@ class ActNorm(nn.Module):
     """Per-channel affine flow with data-dependent initialisation.
 
     On the first training batch, scale and bias are set so that the output of every channel
-    is zero-mean and unit-variance over the valid frames. ``initialized`` is a buffer, so a
-    loaded checkpoint never re-initialises.
+    is zero-mean and unit-variance over the valid frames (of all ranks, in distributed
+    training). ``initialized`` is a buffer, so a loaded checkpoint never re-initialises.
     """
 
     def __init__(self, channels: int):
@@ -29,10 +29,15 @@ class ActNorm(nn.Module):
 
     @torch.no_grad()
     def _initialize(self, x: torch.Tensor, mask: torch.Tensor) -> None:
-        count = mask.sum().clamp_min(1.0)
-        mean = (x * mask).sum(dim=(0, 2)) / count
-        var = (x * x * mask).sum(dim=(0, 2)) / count - mean ** 2
-        log_std = 0.5 * torch.log(var.clamp_min(1e-6))
+        # Statistics are summed over all ranks: every process must start from the same
+        # parameters, and DDP broadcasts them only once, before this first batch.
+        moments = torch.cat([mask.sum().view(1), (x * mask).sum(dim=(0, 2)),
+                             (x * x * mask).sum(dim=(0, 2))]).float()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(moments)
+        count, sums, squares = moments[0].clamp_min(1.0), *moments[1:].chunk(2)
+        mean = sums / count
+        log_std = 0.5 * torch.log((squares / count - mean ** 2).clamp_min(1e-6))
         self.log_scale.copy_(-log_std.view_as(self.log_scale))
         self.bias.copy_((-mean * torch.exp(-log_std)).view_as(self.bias))
         self.initialized.fill_(True)

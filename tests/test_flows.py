@@ -117,3 +117,27 @@ def test_invertible_conv_caches_inverse_until_weight_changes():
         z2, _ = conv(x, mask)
         torch.testing.assert_close(conv(z2, mask, reverse=True)[0], x, atol=1e-5, rtol=0)
     assert "inverse" not in "".join(conv.state_dict())
+
+
+def _actnorm_rank(rank, init_file, result_file):
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}",
+                                         rank=rank, world_size=2)
+    torch.manual_seed(rank)
+    norm = ActNorm(3).train()
+    x = torch.randn(2, 3, 20) * (rank + 1) + 3 * rank  # the ranks see different data
+    norm(x, torch.ones(2, 1, 20))
+    torch.save(dict(norm.state_dict(), x=x), f"{result_file}.{rank}")
+    torch.distributed.destroy_process_group()
+
+
+def test_actnorm_init_is_identical_across_ranks_and_uses_their_joint_batch(tmp_path):
+    torch.multiprocessing.spawn(_actnorm_rank, args=(tmp_path / "init", tmp_path / "out"),
+                                nprocs=2)
+    states = [torch.load(tmp_path / f"out.{r}", weights_only=True) for r in range(2)]
+    torch.testing.assert_close(states[0]["log_scale"], states[1]["log_scale"])
+    torch.testing.assert_close(states[0]["bias"], states[1]["bias"])
+    joint = torch.cat([s["x"] for s in states], dim=0)  # (4, 3, 20)
+    z = states[0]["bias"] + torch.exp(states[0]["log_scale"]) * joint
+    torch.testing.assert_close(z.mean(dim=(0, 2)), torch.zeros(3), atol=1e-4, rtol=0)
+    torch.testing.assert_close(z.var(dim=(0, 2), unbiased=False), torch.ones(3), atol=1e-3,
+                               rtol=0)
