@@ -109,6 +109,19 @@ def test_edge_shapes_match_reference(t_text, t_feats):
         assert torch.equal(ref[0, :n, :n], torch.eye(n))
 
 
+def test_every_block_height_matches_reference():
+    # The compiled core splits tokens into blocks of 16, then a multiple of 4, then the rest,
+    # and has separate loops for narrow bands (T_feats - T_text < 15) and wide ones.
+    t_text = torch.arange(1, 41)
+    t_feats = t_text + torch.tensor([0, 3, 14, 15, 16, 21, 40, 57] * 5)
+    mask = make_mask(t_text, t_feats)
+    g = torch.Generator().manual_seed(0)
+    value = torch.randn(mask.shape, generator=g).masked_fill(mask == 0, float("-inf"))
+    ref, _ = reference_batch(value, t_text, t_feats)
+    for name, path in all_paths(value, mask, t_text, t_feats).items():
+        assert torch.equal(path, ref), name
+
+
 def test_ties_stay_on_the_same_token():
     t_text, t_feats = torch.tensor([5, 3]), torch.tensor([12, 9])
     mask = make_mask(t_text, t_feats)

@@ -40,9 +40,95 @@ cdef extern from *:
     int MAS_OPENMP
     int mas_max_threads() noexcept nogil
 
+cdef extern from *:
+    """
+    /* float32 hot loop with SSE: 16 rows = 4 vectors of 4 rows. A 4x4 tile (4 rows x 4 frames)
+       is loaded row-wise and transposed, so each frame's column is one vector; the "previous
+       token" operand is the column shifted down one lane. Same operations as the scalar loop:
+       maxps(up, left) is (up > left ? up : left), then one add, so the results are identical. */
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    #define MAS_SSE 1
+    static inline __m128 mas_shift_in(__m128 above, __m128 cur) {
+        /* [above[3], cur[0], cur[1], cur[2]] */
+        __m128 t = _mm_shuffle_ps(above, cur, _MM_SHUFFLE(0, 0, 3, 3));
+        return _mm_shuffle_ps(t, cur, _MM_SHUFFLE(2, 1, 2, 0));
+    }
+    /* Columns j0.. of a block of 4*ng rows (all in the band), 4 frames at a time; returns the
+       first column left for the scalar loop. */
+    static inline __attribute__((always_inline)) int mas_sse_columns(
+            const float* v, Py_ssize_t rs, int j0, int j1, float* q, const float* up,
+            float* nxt, unsigned short* bits, const int ng) {
+        __m128 g[4], c[4][4];
+        int j, k, b;
+        for (b = 0; b < ng; b++) g[b] = _mm_loadu_ps(q + 1 + 4 * b);
+        for (j = j0; j + 4 <= j1; j += 4) {
+            for (b = 0; b < ng; b++) {
+                const float* p = v + (Py_ssize_t)(4 * b) * rs + j;
+                __m128 r0 = _mm_loadu_ps(p), r1 = _mm_loadu_ps(p + rs);
+                __m128 r2 = _mm_loadu_ps(p + 2 * rs), r3 = _mm_loadu_ps(p + 3 * rs);
+                _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+                c[b][0] = r0; c[b][1] = r1; c[b][2] = r2; c[b][3] = r3;
+            }
+            for (k = 0; k < 4; k++) {
+                unsigned int word = 0;
+                for (b = ng - 1; b >= 0; b--) {
+                    __m128 upv = mas_shift_in(b ? g[b - 1] : _mm_set1_ps(up[j + k]), g[b]);
+                    word |= (unsigned int)_mm_movemask_ps(_mm_cmpgt_ps(upv, g[b])) << (4 * b);
+                    g[b] = _mm_add_ps(c[b][k], _mm_max_ps(upv, g[b]));
+                }
+                bits[j + k] = (unsigned short)word;
+                nxt[j + k + 1] = _mm_cvtss_f32(
+                    _mm_shuffle_ps(g[ng - 1], g[ng - 1], _MM_SHUFFLE(3, 3, 3, 3)));
+            }
+        }
+        for (b = 0; b < ng; b++) _mm_storeu_ps(q + 1 + 4 * b, g[b]);
+        return j;
+    }
+    static int mas_full_columns_sse(const float* v, Py_ssize_t rs, int j0, int j1, float* q,
+                                    const float* up, float* nxt, unsigned short* bits, int n) {
+        switch (n) {  /* one specialised copy per block height */
+            case 16: return mas_sse_columns(v, rs, j0, j1, q, up, nxt, bits, 4);
+            case 12: return mas_sse_columns(v, rs, j0, j1, q, up, nxt, bits, 3);
+            case 8: return mas_sse_columns(v, rs, j0, j1, q, up, nxt, bits, 2);
+            case 4: return mas_sse_columns(v, rs, j0, j1, q, up, nxt, bits, 1);
+            default: return j0;
+        }
+    }
+    /* Zeroes n bytes; with `stream`, the aligned middle uses non-temporal stores, which skip
+       reading the lines first (half the memory traffic for outputs larger than the cache). */
+    static void mas_zero(void* p, size_t n, int stream) {
+        char* c = (char*)p;
+        size_t head;
+        if (!stream || n < 64) { memset(c, 0, n); return; }
+        head = (16 - ((size_t)c & 15)) & 15;
+        memset(c, 0, head);
+        c += head; n -= head;
+        for (; n >= 16; c += 16, n -= 16) _mm_stream_si128((__m128i*)c, _mm_setzero_si128());
+        memset(c, 0, n);
+    }
+    static void mas_fence(void) { _mm_sfence(); }
+    #else
+    #define MAS_SSE 0
+    static void mas_zero(void* p, size_t n, int stream) { memset(p, 0, n); }
+    static void mas_fence(void) {}
+    static int mas_full_columns_sse(const float* v, Py_ssize_t rs, int j0, int j1, float* q,
+                                    const float* up, float* nxt, unsigned short* bits, int n) {
+        return j0;
+    }
+    #endif
+    """
+    int MAS_SSE
+    void mas_zero(void* p, size_t n, int stream) noexcept nogil
+    void mas_fence() noexcept nogil
+    int mas_full_columns_sse(const float* v, Py_ssize_t rs, int j0, int j1, float* q,
+                             const float* up, float* nxt, uint16_t* bits, int n) noexcept nogil
+
 ctypedef fused real:
     float
     double
+
+STREAM_BYTES = 64 << 20  # outputs above this are written around the caches
 
 cdef enum:
     R = 16  # tokens per block; one uint16_t of decision bits per block column
@@ -76,17 +162,28 @@ cdef inline unsigned int _column(const real* col, Py_ssize_t rs, real* qq,
     return word
 
 
-cdef inline void _full_columns(const real* v, Py_ssize_t rs, Py_ssize_t cs, int j0, int j1,
-                               real* qq, const real* up, real* nxt, uint16_t* bits) noexcept nogil:
-    """Columns j0..j1-1 of a block whose R rows all lie in the band: the hot loop.
+cdef inline void _full_columns(const real* v, Py_ssize_t rs, Py_ssize_t cs, int n, int j0,
+                               int j1, real* qq, const real* up, real* nxt,
+                               uint16_t* bits) noexcept nogil:
+    """Columns j0..j1-1 of a block whose n rows all lie in the band: the hot loop.
 
-    The constant trip count lets the compiler unroll the rows and keep the column in registers.
+    float32 with unit frame stride runs 4 frames at a time in SSE (blocks of 4, 8, 12, 16 rows);
+    the rest runs the scalar loop, unrolled over the rows for full blocks of R rows.
     """
     cdef real q[R + 1]
     cdef real left, upv
     cdef unsigned int word
     cdef int r, j
     cdef const real* col
+    if real is float:
+        if MAS_SSE and cs == 1:
+            j0 = mas_full_columns_sse(v, rs, j0, j1, qq, up, nxt, bits, n)
+    if n != R:
+        for j in range(j0, j1):
+            qq[0] = up[j]
+            bits[j] = <uint16_t>_column(v + (n - 1) * rs + j * cs, rs, qq, 0, n - 1)
+            nxt[j + 1] = qq[n]
+        return
     for r in range(R + 1):
         q[r] = qq[r]
     for j in range(j0, j1):
@@ -105,12 +202,23 @@ cdef inline void _full_columns(const real* v, Py_ssize_t rs, Py_ssize_t cs, int 
         qq[r] = q[r]
 
 
+cdef inline int _block_rows(int i0, int T) noexcept nogil:
+    """Height of the block starting at row i0: R rows, then a multiple of 4, then the rest."""
+    cdef int left = T - i0
+    if left >= R:
+        return R
+    if left >= 4:
+        return left - left % 4
+    return left
+
+
 cdef inline void _forward(const real* v, Py_ssize_t rs, Py_ssize_t cs, int T, int F,
                           uint16_t* bits, real* up, real* nxt) noexcept nogil:
     """Runs the DP on the band and stores one decision bit per cell.
 
-    Bit ``r`` of ``bits[blk * F + j]`` is set when cell (blk * R + r, j) takes its maximum from the
-    previous token (``Q[i-1, j-1] > Q[i, j-1]``, strictly: ties stay on the same token).
+    Block k (rows i0..i0+n-1, heights from :func:`_block_rows`) keeps its decisions in
+    ``bits[k * F + j]``: bit r is set when cell (i0 + r, j) takes its maximum from the previous
+    token (``Q[i-1, j-1] > Q[i, j-1]``, strictly: ties stay on the same token).
     ``up[j + 1]`` holds ``Q[i0 - 1, j]`` of the row above the block, ``nxt`` receives the block's
     bottom row.
     """
@@ -118,7 +226,7 @@ cdef inline void _forward(const real* v, Py_ssize_t rs, Py_ssize_t cs, int T, in
     cdef int i0, n, j, r, rlo, rhi, jend, jfull
     cdef real qq[R + 1]  # qq[0]: Q[i0-1, j-1]; qq[r+1]: Q[i0+r, j-1]
     cdef real* tmp
-    cdef uint16_t* bb
+    cdef uint16_t* bb = bits
     cdef real neg = -INFINITY
 
     # Row -1: Q[-1, -1] = 0 makes Q[0, 0] = v[0, 0]; every other cell above row 0 is -inf.
@@ -127,16 +235,15 @@ cdef inline void _forward(const real* v, Py_ssize_t rs, Py_ssize_t cs, int T, in
         up[j] = neg
     i0 = 0
     while i0 < T:
-        n = T - i0 if T - i0 < R else R
-        bb = bits + (i0 // R) * F
+        n = _block_rows(i0, T)
         for r in range(1, n + 1):
             qq[r] = neg  # Q[i, i-1] = -inf: a token cannot start before its own index
         jend = i0 + n - 1 + D
         j = i0
         while j <= jend:
-            if n == R and j == i0 + R - 1 and j <= i0 + D:  # all rows in the band from here
+            if j == i0 + n - 1 and j <= i0 + D:  # from here on all rows are in the band
                 jfull = i0 + D + 1
-                _full_columns(v + i0 * rs, rs, cs, j, jfull, qq, up, nxt, bb)
+                _full_columns(v + i0 * rs, rs, cs, n, j, jfull, qq, up, nxt, bb)
                 j = jfull
                 continue
             rlo = j - D - i0 if j - D - i0 > 0 else 0
@@ -150,17 +257,37 @@ cdef inline void _forward(const real* v, Py_ssize_t rs, Py_ssize_t cs, int T, in
         tmp = up
         up = nxt
         nxt = tmp
-        i0 += R
+        i0 += n
+        bb += F
+
+
+cdef inline int _block_start(int i, int T) noexcept nogil:
+    """First row of the block that holds row i (see :func:`_block_rows`)."""
+    cdef int full = T - T % R  # rows covered by blocks of R
+    cdef int n4 = (T - full) - (T - full) % 4
+    if i < full:
+        return i - i % R
+    return full if i < full + n4 else full + n4
 
 
 cdef inline void _backtrack(const uint16_t* bits, int T, int F, int* start) noexcept nogil:
     """Follows the decisions from (T-1, F-1); ``start[i]`` = first frame of token i."""
     cdef int i = T - 1
     cdef int j = F - 1
+    cdef int i0 = _block_start(i, T)
+    cdef int nblocks = 0
+    cdef int k = 0
+    while k < T:  # number of blocks
+        k += _block_rows(k, T)
+        nblocks += 1
+    cdef const uint16_t* bb = bits + <Py_ssize_t>(nblocks - 1) * F
     while j > 0 and i != j:
-        if i != 0 and (bits[(i // R) * F + j] >> (i % R)) & 1:
+        if i != 0 and (bb[j] >> (i - i0)) & 1:
             start[i] = j
             i -= 1
+            if i < i0:
+                i0 = _block_start(i, T)
+                bb -= F
         j -= 1
     while i >= 0:  # forced diagonal (i == j) down to (0, 0)
         start[i] = i
@@ -168,25 +295,27 @@ cdef inline void _backtrack(const uint16_t* bits, int T, int F, int* start) noex
     start[T] = F
 
 
-cdef inline void _write(real* out, int Tp, int Fp, int T, const int* start) noexcept nogil:
-    """Writes one item's (Tp, Fp) output rows exactly once."""
-    cdef int i, j, s, e
-    cdef real* row
+cdef inline void _write(real* out, int Tp, int Fp, int T, const int* start,
+                        int stream) noexcept nogil:
+    """Writes one item's (Tp, Fp) output exactly once: zero spans and one run of ones per row."""
+    cdef Py_ssize_t pos = 0
+    cdef Py_ssize_t s, e, j
+    cdef int i
     for i in range(T):
-        row = out + <Py_ssize_t>i * Fp
-        s = start[i]
-        e = start[i + 1]
-        memset(row, 0, s * sizeof(real))
+        s = <Py_ssize_t>i * Fp + start[i]
+        e = <Py_ssize_t>i * Fp + start[i + 1]
+        mas_zero(out + pos, (s - pos) * sizeof(real), stream)
         for j in range(s, e):
-            row[j] = 1
-        memset(row + e, 0, (Fp - e) * sizeof(real))
-    if Tp > T:
-        memset(out + <Py_ssize_t>T * Fp, 0, <Py_ssize_t>(Tp - T) * Fp * sizeof(real))
+            out[j] = 1
+        pos = e
+    mas_zero(out + pos, (<Py_ssize_t>Tp * Fp - pos) * sizeof(real), stream)
+    if stream:
+        mas_fence()
 
 
 def maximum_path_c(const real[:, :, :] value, real[:, :, ::1] out,
                    const int[::1] t_text, const int[::1] t_feats, const int[::1] order,
-                   int num_threads=0):
+                   int num_threads=0, int stream=-1):
     """Monotonic alignment search over a batch, in place into ``out``.
 
     Args:
@@ -197,6 +326,8 @@ def maximum_path_c(const real[:, :, :] value, real[:, :, ::1] out,
         t_feats: (B,) int32 valid frames per item; ``t_feats >= t_text`` (checked by the caller).
         order: (B,) int32 permutation of the items, most expensive first.
         num_threads: OpenMP threads; 0 for the OpenMP default.
+        stream: write the zeros with non-temporal stores (1), not (0), or when the output is
+            larger than STREAM_BYTES (-1).
     """
     cdef Py_ssize_t B = value.shape[0]
     cdef int Tp = value.shape[1]
@@ -222,13 +353,15 @@ def maximum_path_c(const real[:, :, :] value, real[:, :, ::1] out,
         raise ValueError("t_text, t_feats and order must have length B")
     if Tp == 0 or Fp == 0:
         return
+    if stream < 0:
+        stream = B * Tp * Fp * sizeof(real) > STREAM_BYTES
     if num_threads <= 0:
         num_threads = mas_max_threads()
     if num_threads > B:
         num_threads = <int>B
     vbase = &value[0, 0, 0]
     obase = &out[0, 0, 0]
-    nblk = (Tp + R - 1) // R
+    nblk = Tp // R + 2  # blocks of R rows, then at most two shorter ones
     nbytes = (2 * (<size_t>Fp + 1) * sizeof(real) + <size_t>nblk * Fp * sizeof(uint16_t)
               + (<size_t>Tp + 1) * sizeof(int))
     with nogil, parallel(num_threads=num_threads):
@@ -246,11 +379,11 @@ def maximum_path_c(const real[:, :, :] value, real[:, :, ::1] out,
             if scratch == NULL:
                 continue
             if T <= 0 or F <= 0 or T > Tp or F > Fp or F < T:
-                memset(obase + b * Tp * Fp, 0, <size_t>Tp * Fp * sizeof(real))
+                mas_zero(obase + b * Tp * Fp, <size_t>Tp * Fp * sizeof(real), stream)
                 continue
             _forward(vbase + b * bs, rs, cs, T, F, bits, rowbuf, rowbuf + Fp + 1)
             _backtrack(bits, T, F, start)
-            _write(obase + b * Tp * Fp, Tp, Fp, T, start)
+            _write(obase + b * Tp * Fp, Tp, Fp, T, start, stream)
         free(scratch)
     if err:
         raise MemoryError("maximum_path: could not allocate scratch memory")
