@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import espnet_glowtts.mas as mas
-from espnet_glowtts.mas import log_likelihood, maximum_path
+from espnet_glowtts.mas import log_likelihood, maximum_path, triton_path
 from espnet_glowtts.mas.torch_path import maximum_path_torch
 
 needs_core = pytest.mark.skipif(mas._core is None, reason="compiled MAS core not built")
@@ -160,6 +160,7 @@ def test_batch_of_one_bool_mask_and_lengths_arguments():
     ref, _ = reference_batch(value, t_text, t_feats)
     assert torch.equal(maximum_path(value, mask.bool()), ref)
     assert torch.equal(maximum_path(value, mask, text_lengths=t_text, feats_lengths=t_feats), ref)
+    assert torch.equal(maximum_path(value, None, text_lengths=t_text, feats_lengths=t_feats), ref)
 
 
 def test_non_contiguous_inputs():
@@ -206,6 +207,17 @@ def test_fallback_warns_and_agrees(monkeypatch):
     assert torch.equal(path, ref)
     with pytest.raises(ValueError, match="item 0"):
         maximum_path(torch.randn(1, 4, 3), torch.ones(1, 4, 3))
+
+
+@pytest.mark.skipif(not triton_path.available(), reason="Triton not installed")
+def test_triton_kernels_in_the_interpreter_match_reference():
+    # No GPU here: the CUDA kernels run on CPU tensors through Triton's interpreter.
+    t_text, t_feats = torch.tensor([9, 1, 1, 6, 4]), torch.tensor([30, 1, 12, 6, 21])
+    mask = make_mask(t_text, t_feats)
+    value = torch.randn(mask.shape).masked_fill(mask == 0, float("nan"))
+    value[4] = 0.0  # ties
+    ref, _ = reference_batch(value, t_text, t_feats)
+    assert torch.equal(triton_path.maximum_path_triton(value, t_text, t_feats, interpret=True), ref)
 
 
 @needs_core

@@ -7,7 +7,8 @@ Public API:
 * :func:`backend` - which implementation runs on CPU tensors.
 
 CPU tensors go to the compiled core (``espnet_glowtts.mas.core``, OpenMP over the batch, GIL
-released, reading the caller's memory in place); CUDA tensors stay on their device
+released, reading the caller's memory in place); CUDA tensors stay on their device: two Triton
+kernels for float32 (:mod:`espnet_glowtts.mas.triton_path`), else a per-frame torch loop
 (:mod:`espnet_glowtts.mas.torch_path`). Without the compiled core, CPU tensors use the torch
 path too (same answers, slower) and a warning says how to build the extension. Importing this
 package never fails because of the extension.
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 from espnet_glowtts.mas.likelihood import log_likelihood
+from espnet_glowtts.mas import triton_path
 from espnet_glowtts.mas.torch_path import maximum_path_torch
 
 try:
@@ -35,6 +37,7 @@ __all__ = ["maximum_path", "log_likelihood", "backend"]
 _BUILD_HINT = ("build it with `pip install -e . --no-deps` (or `python setup.py build_ext "
                "--inplace`) in the espnet-glowtts checkout; a C compiler and Cython>=3 are needed")
 _warned = False
+_triton_ok = triton_path.available()
 
 
 def backend() -> str:
@@ -52,9 +55,9 @@ def backend() -> str:
 def _lengths(mask: torch.Tensor, text_lengths, feats_lengths):
     """Valid tokens / frames per item: nonzeros in the first column / first row of the mask."""
     if text_lengths is None:
-        text_lengths = (mask[:, :, 0] != 0).sum(1)
+        text_lengths = (mask.detach()[:, :, 0] != 0).sum(1)
     if feats_lengths is None:
-        feats_lengths = (mask[:, 0, :] != 0).sum(1)
+        feats_lengths = (mask.detach()[:, 0, :] != 0).sum(1)
     return torch.as_tensor(text_lengths).long(), torch.as_tensor(feats_lengths).long()
 
 
@@ -98,7 +101,7 @@ class _OutputBuffers:
 _out_buffers = _OutputBuffers()
 
 
-def maximum_path(value: torch.Tensor, mask: torch.Tensor, *,
+def maximum_path(value: torch.Tensor, mask: Optional[torch.Tensor], *,
                  text_lengths: Optional[torch.Tensor] = None,
                  feats_lengths: Optional[torch.Tensor] = None,
                  num_threads: int = 0) -> torch.Tensor:
@@ -113,7 +116,8 @@ def maximum_path(value: torch.Tensor, mask: torch.Tensor, *,
             float dtypes are computed in float32). Any strides; never modified. Entries outside
             the mask may hold anything (NaN, inf).
         mask: (B, T_text, T_feats), nonzero on the valid rectangle of each item; only its first
-            column (valid tokens) and first row (valid frames) are read.
+            column (valid tokens) and first row (valid frames) are read. May be None when both
+            lengths are given (saves building a full-size mask).
         text_lengths: optional (B,) valid tokens per item; skips reading the mask.
         feats_lengths: optional (B,) valid frames per item; skips reading the mask.
         num_threads: CPU threads for the compiled core; 0 for the OpenMP default.
@@ -125,10 +129,13 @@ def maximum_path(value: torch.Tensor, mask: torch.Tensor, *,
     Raises:
         ValueError: if an item has fewer valid frames than valid tokens.
     """
-    global _warned
-    if value.dim() != 3 or tuple(mask.shape) != tuple(value.shape):
+    global _warned, _triton_ok
+    if mask is None and (text_lengths is None or feats_lengths is None):
+        raise ValueError("maximum_path: give a mask, or both text_lengths and feats_lengths")
+    if value.dim() != 3 or (mask is not None and tuple(mask.shape) != tuple(value.shape)):
         raise ValueError(f"maximum_path: value {tuple(value.shape)} and mask "
-                         f"{tuple(mask.shape)} must both be (B, T_text, T_feats)")
+                         f"{None if mask is None else tuple(mask.shape)} must both be "
+                         "(B, T_text, T_feats)")
     value = value.detach()
     out_dtype = value.dtype
     if value.dtype not in (torch.float32, torch.float64):
@@ -136,8 +143,19 @@ def maximum_path(value: torch.Tensor, mask: torch.Tensor, *,
     B, T, F = value.shape
     if B == 0 or T == 0 or F == 0:
         return torch.zeros_like(value, dtype=out_dtype)
-    t_text, t_feats = _lengths(mask.detach(), text_lengths, feats_lengths)
+    t_text, t_feats = _lengths(mask, text_lengths, feats_lengths)
 
+    if value.device.type == "cuda" and value.dtype == torch.float32 and _triton_ok:
+        t_text, t_feats = t_text.cpu(), t_feats.cpu()
+        _check_lengths(t_text.numpy(), t_feats.numpy(), value.shape)
+        try:
+            path = triton_path.maximum_path_triton(value, t_text, t_feats)
+            return path.to(out_dtype)
+        except Exception as e:  # noqa: BLE001 - a Triton/driver problem: use the torch path
+            _triton_ok = False
+            warnings.warn(f"espnet_glowtts.mas: the Triton MAS kernels failed ({e!r}); using "
+                          "the per-frame torch path on the GPU from now on", RuntimeWarning,
+                          stacklevel=2)
     if value.device.type != "cpu" or _core is None:
         t_text, t_feats = t_text.cpu(), t_feats.cpu()
         _check_lengths(t_text.numpy(), t_feats.numpy(), value.shape)
