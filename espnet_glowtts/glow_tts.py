@@ -1,7 +1,7 @@
 """Glow-TTS (Kim et al., NeurIPS 2020) as an ESPnet2 TTS model."""
 
 import math
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -186,7 +186,8 @@ class GlowTTS(AbsTTS):
                                  f"spk_embed_dim={self.spk_embed_dim}")
             v = self.spemb_proj(nn.functional.normalize(spembs.float(), dim=-1))
             g = v if g is None else g + v
-        return None if g is None else g.unsqueeze(-1)
+        # float32 even under autocast: g conditions the float32 flows.
+        return None if g is None else g.float().unsqueeze(-1)
 
     # ----------------------------------------------------------------------------------
     def _encode(self, text: torch.Tensor, text_lengths: torch.Tensor):
@@ -221,6 +222,36 @@ class GlowTTS(AbsTTS):
         f = self.squeeze_factor
         lengths = feats_lengths // f * f
         return feats[:, : int(lengths.max())], lengths
+
+    def _flow_and_align(self, text, text_lengths, feats, feats_lengths, g) -> "_Aligned":
+        """Encode the text, map the features through the flows and align them with MAS."""
+        feats, feats_lengths = self._trim(feats, feats_lengths)
+        x, mean, log_std, x_mask, x_lengths = self._encode(text, text_lengths)
+        short = (feats_lengths < x_lengths).nonzero().view(-1).tolist()
+        if short:
+            i = short[0]
+            raise ValueError(
+                f"utterance {i} of the batch has {int(feats_lengths[i])} frames (after "
+                f"trimming to a multiple of squeeze_factor={self.squeeze_factor}) for "
+                f"{int(x_lengths[i])} tokens (after add_blank={self.add_blank}): MAS needs "
+                "at least one frame per token; filter such utterances out")
+        # The flows and the likelihood are float32 even under autocast: exp(logs) and the
+        # log-determinants overflow or lose precision in half precision.
+        with torch.autocast(device_type=feats.device.type, enabled=False):
+            y = feats.float().transpose(1, 2)
+            y_mask = sequence_mask(feats_lengths, y.size(-1))
+            z, logdet = self.decoder(y, y_mask, g)
+            path = self._align(z, mean, log_std, x_mask, y_mask)
+        return _Aligned(x, mean, log_std, x_mask, x_lengths, z, logdet, y_mask,
+                        feats_lengths, path)
+
+    def _sample_and_decode(self, path, mean, log_std, y_mask, g, noise_scale):
+        """Sample latents from the token priors along ``path`` and run the flows in reverse."""
+        mean_y = torch.bmm(mean, path)
+        log_std_y = torch.bmm(log_std, path)
+        z = (mean_y + torch.exp(log_std_y) * torch.randn_like(mean_y) * noise_scale) * y_mask
+        y, _ = self.decoder(z, y_mask, g, reverse=True)
+        return y
 
     # ----------------------------------------------------------------------------------
     def forward(
@@ -257,43 +288,24 @@ class GlowTTS(AbsTTS):
         self._check_text(text, text_lengths)
         self._check_feats(feats)
         g = self._global_condition(batch_size, sids, spembs, lids)
-        feats, feats_lengths = self._trim(feats, feats_lengths)
+        a = self._flow_and_align(text, text_lengths, feats, feats_lengths, g)
 
-        x, mean, log_std, x_mask, x_lengths = self._encode(text, text_lengths)
-        short = (feats_lengths < x_lengths).nonzero().view(-1).tolist()
-        if short:
-            i = short[0]
-            raise ValueError(
-                f"utterance {i} of the batch has {int(feats_lengths[i])} frames (after "
-                f"trimming to a multiple of squeeze_factor={self.squeeze_factor}) for "
-                f"{int(x_lengths[i])} tokens (after add_blank={self.add_blank}): MAS needs "
-                "at least one frame per token; filter such utterances out")
-
-        # The flows and the likelihood are float32 even under autocast: exp(logs) and the
-        # log-determinants overflow or lose precision in half precision.
         with torch.autocast(device_type=feats.device.type, enabled=False):
-            if g is not None:
-                g = g.float()
-            y = feats.float().transpose(1, 2)
-            y_mask = sequence_mask(feats_lengths, y.size(-1))
-            z, logdet = self.decoder(y, y_mask, g)
-            path = self._align(z, mean, log_std, x_mask, y_mask)
-            mean_y = torch.bmm(mean, path)  # (B, odim, T_feats)
-            log_std_y = torch.bmm(log_std, path)
+            mean_y = torch.bmm(a.mean, a.path)  # (B, odim, T_feats)
+            log_std_y = torch.bmm(a.log_std, a.path)
+            nll = (torch.sum(log_std_y * a.y_mask)
+                   + 0.5 * torch.sum(torch.exp(-2 * log_std_y) * (a.z - mean_y) ** 2
+                                     * a.y_mask)
+                   - torch.sum(a.logdet))
+            mle_loss = nll / (a.y_mask.sum() * self.odim) + 0.5 * math.log(2 * math.pi)
 
-            frames = y_mask.sum()
-            nll = (torch.sum(log_std_y * y_mask)
-                   + 0.5 * torch.sum(torch.exp(-2 * log_std_y) * (z - mean_y) ** 2 * y_mask)
-                   - torch.sum(logdet))
-            mle_loss = nll / (frames * self.odim) + 0.5 * math.log(2 * math.pi)
-
-            durations = path.sum(-1)  # (B, T_text)
-            logw = self.duration_predictor(x.detach().float(), x_mask, g)[:, 0]
-            target = self._duration_target(durations) * x_mask[:, 0]
-            duration_loss = torch.sum((logw - target) ** 2) / x_mask.sum()
+            durations = a.path.sum(-1)  # (B, T_text)
+            logw = self.duration_predictor(a.x.detach().float(), a.x_mask, g)[:, 0]
+            target = self._duration_target(durations) * a.x_mask[:, 0]
+            duration_loss = torch.sum((logw - target) ** 2) / a.x_mask.sum()
             loss = mle_loss + duration_loss
 
-        valid = x_mask[:, 0] > 0
+        valid = a.x_mask[:, 0] > 0
         stats = dict(
             loss=loss.item(),
             mle_loss=mle_loss.item(),
@@ -305,71 +317,6 @@ class GlowTTS(AbsTTS):
         return loss, stats, weight
 
     # ----------------------------------------------------------------------------------
-    def _synthesize(self, text, text_lengths, g, noise_scale, length_scale, durations):
-        """Shared body of inference and batch_inference.
-
-        Returns:
-            Tensor: Features (B, odim, T_feats).
-            LongTensor: Feature lengths (B,).
-            LongTensor: Frames per input token (B, T_text).
-
-        """
-        x, mean, log_std, x_mask, x_lengths = self._encode(text, text_lengths)
-        if durations is None:
-            logw = self.duration_predictor(x.float(), x_mask, g)
-            w = self._durations_from_log(logw[:, 0], length_scale) * x_mask[:, 0]
-        else:
-            w = self._expand_durations(durations.to(x.device).float(), x_lengths) * x_mask[:, 0]
-        w = w.long()
-        # Round each utterance up to a multiple of the squeeze: the extra frames go to its
-        # last token, so durations always sum to the output length.
-        totals = w.sum(1)
-        extra = (-totals) % self.squeeze_factor
-        w[torch.arange(w.size(0)), x_lengths - 1] += extra
-        y_lengths = totals + extra
-        y_mask = sequence_mask(y_lengths)
-        path = path_from_durations(w, x_mask.transpose(1, 2) * y_mask).float()
-        mean_y = torch.bmm(mean, path)
-        log_std_y = torch.bmm(log_std, path)
-        z = (mean_y + torch.exp(log_std_y) * torch.randn_like(mean_y) * noise_scale) * y_mask
-        y, _ = self.decoder(z, y_mask, g, reverse=True)
-        return y, y_lengths, self._fold(w, text_lengths)
-
-    def _expand_durations(self, durations: torch.Tensor, x_lengths: torch.Tensor):
-        """User durations over the input tokens -> durations over the model's tokens."""
-        if durations.dim() == 1:
-            durations = durations[None]
-        if not self.add_blank or durations.size(1) == x_lengths.max():
-            return durations
-        w = durations.new_zeros(durations.size(0), 2 * durations.size(1) + 1)
-        w[:, 1::2] = durations  # blanks get no frames
-        return w
-
-    def _fold(self, w: torch.Tensor, text_lengths: torch.Tensor) -> torch.Tensor:
-        return fold_blank_durations(w, text_lengths) if self.add_blank else w
-
-    def _teacher_forced(self, text, text_lengths, feats, feats_lengths, g, noise_scale):
-        """MAS durations of given features, and the features resynthesised along them."""
-        full_lengths = feats_lengths
-        feats, feats_lengths = self._trim(feats, feats_lengths)
-        x, mean, log_std, x_mask, x_lengths = self._encode(text, text_lengths)
-        if bool((feats_lengths < x_lengths).any()):
-            raise ValueError(f"feats has {feats_lengths.tolist()} frames for "
-                             f"{x_lengths.tolist()} tokens: teacher forcing needs at least "
-                             "one frame per token")
-        y = feats.float().transpose(1, 2)
-        y_mask = sequence_mask(feats_lengths, y.size(-1))
-        z, _ = self.decoder(y, y_mask, g)
-        path = self._align(z, mean, log_std, x_mask, y_mask)
-        w = path.sum(-1).long()
-        # Frames cut by the squeeze trim belong to the last token.
-        w[torch.arange(w.size(0)), x_lengths - 1] += full_lengths - feats_lengths
-        mean_y = torch.bmm(mean, path)
-        z = (mean_y + torch.exp(torch.bmm(log_std, path)) * torch.randn_like(mean_y)
-             * noise_scale) * y_mask
-        y_gen, _ = self.decoder(z, y_mask, g, reverse=True)
-        return y_gen, feats_lengths, self._fold(w, text_lengths)
-
     @torch.no_grad()
     def inference(
         self,
@@ -407,14 +354,16 @@ class GlowTTS(AbsTTS):
 
         """
         text = text.view(-1)
-        out = self._run(text[None], text.new_tensor([text.numel()]),
-                        None if feats is None else feats[None],
-                        None if spembs is None else spembs.view(1, -1),
-                        None if sids is None else sids.view(1), None if lids is None
-                        else lids.view(1), durations, noise_scale, length_scale,
-                        use_teacher_forcing)
-        y, y_lengths, w = out
-        return dict(feat_gen=y[0, :, : int(y_lengths[0])].transpose(0, 1), duration=w[0])
+        out = self.batch_inference(
+            text[None], text_lengths=text.new_tensor([text.numel()]),
+            feats=None if feats is None else feats[None],
+            spembs=None if spembs is None else spembs.view(1, -1),
+            sids=None if sids is None else sids.view(1),
+            lids=None if lids is None else lids.view(1),
+            durations=None if durations is None else durations.view(1, -1),
+            noise_scale=noise_scale, length_scale=length_scale,
+            use_teacher_forcing=use_teacher_forcing)
+        return dict(feat_gen=out["feat_gen"][0], duration=out["duration"][0])
 
     @torch.no_grad()
     def batch_inference(
@@ -454,14 +403,6 @@ class GlowTTS(AbsTTS):
             text = pad_sequence([t.view(-1) for t in text], batch_first=True)
         elif text_lengths is None:
             raise ValueError("text_lengths is required when text is a padded tensor")
-        y, y_lengths, w = self._run(text, text_lengths, feats, spembs, sids, lids, durations,
-                                    noise_scale, length_scale, use_teacher_forcing,
-                                    feats_lengths)
-        feat_gen = [y[i, :, : int(n)].transpose(0, 1) for i, n in enumerate(y_lengths)]
-        return dict(feat_gen=feat_gen, feat_gen_lengths=y_lengths, duration=w)
-
-    def _run(self, text, text_lengths, feats, spembs, sids, lids, durations, noise_scale,
-             length_scale, use_teacher_forcing, feats_lengths=None):
         self._check_text(text, text_lengths)
         g = self._global_condition(text.size(0), sids, spembs, lids)
         if use_teacher_forcing:
@@ -470,6 +411,74 @@ class GlowTTS(AbsTTS):
             self._check_feats(feats)
             if feats_lengths is None:
                 feats_lengths = text_lengths.new_full((feats.size(0),), feats.size(1))
-            return self._teacher_forced(text, text_lengths, feats, feats_lengths, g,
-                                        noise_scale)
-        return self._synthesize(text, text_lengths, g, noise_scale, length_scale, durations)
+            y, y_lengths, w = self._teacher_forced(text, text_lengths, feats, feats_lengths,
+                                                   g, noise_scale)
+        else:
+            y, y_lengths, w = self._synthesize(text, text_lengths, g, noise_scale,
+                                               length_scale, durations)
+        feat_gen = [y[i, :, : int(n)].transpose(0, 1) for i, n in enumerate(y_lengths)]
+        return dict(feat_gen=feat_gen, feat_gen_lengths=y_lengths,
+                    duration=self._fold(w, text_lengths))
+
+    def _synthesize(self, text, text_lengths, g, noise_scale, length_scale, durations):
+        """Features from predicted (or given) durations.
+
+        Returns:
+            Tensor: Features (B, odim, T_feats).
+            LongTensor: Feature lengths (B,).
+            LongTensor: Frames per model token (B, T_text'), blanks included.
+
+        """
+        x, mean, log_std, x_mask, x_lengths = self._encode(text, text_lengths)
+        if durations is None:
+            logw = self.duration_predictor(x.float(), x_mask, g)
+            w = self._durations_from_log(logw[:, 0], length_scale)
+        else:
+            w = self._expand_durations(durations.to(x.device).float(), x_lengths)
+        w = (w * x_mask[:, 0]).long()
+        # Round each utterance up to a multiple of the squeeze: the extra frames go to its
+        # last token, so durations always sum to the output length.
+        totals = w.sum(1)
+        extra = (-totals) % self.squeeze_factor
+        w[torch.arange(w.size(0)), x_lengths - 1] += extra
+        y_lengths = totals + extra
+        y_mask = sequence_mask(y_lengths)
+        path = path_from_durations(w, x_mask.transpose(1, 2) * y_mask).float()
+        return self._sample_and_decode(path, mean, log_std, y_mask, g, noise_scale), \
+            y_lengths, w
+
+    def _teacher_forced(self, text, text_lengths, feats, feats_lengths, g, noise_scale):
+        """MAS durations of given features, and the features resynthesised along them."""
+        a = self._flow_and_align(text, text_lengths, feats, feats_lengths, g)
+        w = a.path.sum(-1).long()
+        # Frames cut by the squeeze trim belong to the last token.
+        w[torch.arange(w.size(0)), a.x_lengths - 1] += feats_lengths - a.feats_lengths
+        y = self._sample_and_decode(a.path, a.mean, a.log_std, a.y_mask, g, noise_scale)
+        return y, a.feats_lengths, w
+
+    def _expand_durations(self, durations: torch.Tensor, x_lengths: torch.Tensor):
+        """User durations over the input tokens -> durations over the model's tokens."""
+        if not self.add_blank or durations.size(1) == x_lengths.max():
+            return durations
+        w = durations.new_zeros(durations.size(0), 2 * durations.size(1) + 1)
+        w[:, 1::2] = durations  # blanks get no frames
+        return w
+
+    def _fold(self, w: torch.Tensor, text_lengths: torch.Tensor) -> torch.Tensor:
+        """Durations over the model's tokens -> durations over the input tokens."""
+        return fold_blank_durations(w, text_lengths) if self.add_blank else w
+
+
+class _Aligned(NamedTuple):
+    """What the flows and MAS give for a batch of (text, features)."""
+
+    x: torch.Tensor  # encoder output (B, C, T_text')
+    mean: torch.Tensor  # prior mean (B, odim, T_text')
+    log_std: torch.Tensor  # prior log-std (B, odim, T_text')
+    x_mask: torch.Tensor  # (B, 1, T_text')
+    x_lengths: torch.Tensor  # tokens after add_blank (B,)
+    z: torch.Tensor  # latents (B, odim, T_feats)
+    logdet: torch.Tensor  # decoder log-determinant (B,)
+    y_mask: torch.Tensor  # (B, 1, T_feats)
+    feats_lengths: torch.Tensor  # frames after the squeeze trim (B,)
+    path: torch.Tensor  # MAS alignment (B, T_text', T_feats)

@@ -197,9 +197,11 @@ def test_training_after_inference_still_learns():
 
 
 def test_bf16_autocast_forward_is_finite_and_close_to_float32():
-    model = tiny_glow_tts(encoder_dropout=0.0, duration_dropout=0.0, decoder_dropout=0.0)
+    model = tiny_glow_tts(encoder_dropout=0.0, duration_dropout=0.0, decoder_dropout=0.0,
+                          spk_embed_dim=4)
     randomize_flows(model)
     batch = make_batch()
+    batch["spembs"] = torch.randn(2, 4)
     _, stats32, _ = model(**batch)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss16, stats16, _ = model(**batch)
