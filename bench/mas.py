@@ -178,10 +178,12 @@ def timeit(fn, repeat, warmup=3):
 
 def bandwidth_floor_ms(value, band_cells, repeat):
     """Time to read the band once and write the path once, at this machine's best measured
-    bandwidth in the same cache state: reading = torch sum over `value` (all threads), writing =
+    bandwidth in the same cache state: reading = sum over `value` (torch, all threads, or numpy),
+    writing =
     filling a reused output-sized buffer (numpy, one thread, or torch, all threads)."""
     out = np.empty(value.shape, np.float32)
-    read_ms = timeit(lambda: value.sum(), repeat)[1]
+    v_np = value.numpy()
+    read_ms = min(timeit(lambda: value.sum(), repeat)[1], timeit(lambda: v_np.sum(), repeat)[1])
     write_ms = min(timeit(lambda: out.fill(0.0), repeat)[1],
                    timeit(lambda: torch.from_numpy(out).fill_(0.0), repeat)[1])
     read_gbs = value.numel() * 4 / read_ms / 1e6
@@ -198,8 +200,13 @@ def bench_shape(label, B, max_text, max_feats, peers, repeat, rows):
     band = int((t_text * (t_feats - t_text + 1)).sum())
     ours = mas.maximum_path(value, mask)
     t_ours = timeit(lambda: mas.maximum_path(value, mask), repeat)
-    threads = mas._core.openmp_threads() if mas._core is not None else torch.get_num_threads()
-    results = [("espnet_glowtts.mas", t_ours, threads, "")]
+    threads = mas._auto_threads() if mas._core is not None else torch.get_num_threads()
+    load = os.getloadavg()[0]
+    results = [("espnet_glowtts.mas", t_ours, threads, f"threads chosen at load {load:.1f}")]
+    n_max = mas._core.openmp_threads() if mas._core is not None else 1
+    for n in sorted({1, n_max}):
+        t_n = timeit(lambda: mas.maximum_path(value, mask, num_threads=n), repeat)
+        results.append((f"espnet_glowtts.mas, {n} thread(s)", t_n, n, "(forced; not a peer)"))
     for name, (fn, cores) in peers.items():
         try:
             path = fn(value, value_ft, mask, mask_ft)
@@ -212,7 +219,7 @@ def bench_shape(label, B, max_text, max_feats, peers, repeat, rows):
         del path
         t = timeit(lambda: fn(value, value_ft, mask, mask_ft), max(3, repeat // 3))
         results.append((name, t, cores, "same path" if same else "PATH DIFFERS"))
-    peer_t = [r[1] for r in results[1:] if not math.isnan(r[1][0])]
+    peer_t = [r[1] for r in results[1:] if not math.isnan(r[1][0]) and "not a peer" not in r[3]]
     best_med = min((t[0] for t in peer_t), default=float("nan"))
     best_min = min((t[1] for t in peer_t), default=float("nan"))
     floor, rbw, wbw = bandwidth_floor_ms(value, band, repeat)

@@ -14,6 +14,7 @@ path too (same answers, slower) and a warning says how to build the extension. I
 package never fails because of the extension.
 """
 
+import os
 import sys
 import threading
 import warnings
@@ -59,6 +60,21 @@ def _lengths(mask: torch.Tensor, text_lengths, feats_lengths):
     if feats_lengths is None:
         feats_lengths = (mask.detach()[:, 0, :] != 0).sum(1)
     return torch.as_tensor(text_lengths).long(), torch.as_tensor(feats_lengths).long()
+
+
+def _auto_threads() -> int:
+    """OpenMP threads for one call: all of them unless the machine is already busy.
+
+    An OpenMP region ends when its last thread does; on an oversubscribed machine a helper
+    thread may not get a core for milliseconds, so two threads then take several times longer
+    than one. The 1-minute load average (which counts this thread) tells whether cores are idle.
+    """
+    n = _core.openmp_threads() or 1
+    try:
+        idle = (os.cpu_count() or 1) - os.getloadavg()[0] + 1.0
+    except (AttributeError, OSError):
+        return n
+    return max(1, min(n, int(idle + 0.5)))
 
 
 def _check_lengths(t_text: np.ndarray, t_feats: np.ndarray, shape) -> None:
@@ -120,7 +136,8 @@ def maximum_path(value: torch.Tensor, mask: Optional[torch.Tensor], *,
             lengths are given (saves building a full-size mask).
         text_lengths: optional (B,) valid tokens per item; skips reading the mask.
         feats_lengths: optional (B,) valid frames per item; skips reading the mask.
-        num_threads: CPU threads for the compiled core; 0 for the OpenMP default.
+        num_threads: CPU threads for the compiled core; 0: the OpenMP default, reduced to one
+            while the machine's load average says no core is idle.
 
     Returns:
         (B, T_text, T_feats) 0/1 path with value's dtype, on value's device. Each valid frame
@@ -173,6 +190,6 @@ def maximum_path(value: torch.Tensor, mask: Optional[torch.Tensor], *,
     order = np.argsort(-(tt.astype(np.int64) * (tf - tt + 1)), kind="stable").astype(np.int32)
     v = value.numpy()
     out = _out_buffers.get(v.shape, v.dtype)
-    _core.maximum_path_c(v, out, tt, tf, order, num_threads)
+    _core.maximum_path_c(v, out, tt, tf, order, num_threads or _auto_threads())
     path = torch.from_numpy(out)
     return path if out_dtype == path.dtype else path.to(out_dtype)
