@@ -195,6 +195,15 @@ def test_returned_paths_are_never_reused_while_alive():
     del view, second
 
 
+@needs_core
+def test_output_memory_is_reused_once_released():
+    value, mask, _, _ = random_batch(4)
+    first = maximum_path(value, mask)
+    ptr = first.data_ptr()
+    del first
+    assert maximum_path(value, mask).data_ptr() == ptr  # no fresh pages to fault in
+
+
 def test_fallback_warns_and_agrees(monkeypatch):
     value, mask, t_text, t_feats = random_batch(13)
     ref, _ = reference_batch(value, t_text, t_feats)

@@ -184,8 +184,8 @@ def maximum_path(value: torch.Tensor, mask: Optional[torch.Tensor], *,
         dev = value.device
         return maximum_path_torch(value, t_text.to(dev), t_feats.to(dev)).to(out_dtype)
 
-    tt = t_text.to(torch.int32).numpy()
-    tf = t_feats.to(torch.int32).numpy()
+    tt = t_text.to("cpu", torch.int32).numpy()
+    tf = t_feats.to("cpu", torch.int32).numpy()
     _check_lengths(tt, tf, value.shape)
     order = np.argsort(-(tt.astype(np.int64) * (tf - tt + 1)), kind="stable").astype(np.int32)
     v = value.numpy()
