@@ -7,9 +7,10 @@
 #   4 remove long/short utterances   9 score: MCD, log-F0 RMSE, CER/WER
 #   5 token list                    10 pack the model (zip for ESPnet's model zoo)
 #
-# Every stage writes to temporary names and leaves a marker in ${expdir}/stages/ when it
-# succeeds. A stage whose marker holds the same settings (its options and those of the
-# stages before it) is skipped; otherwise it runs again. Logs go under ${expdir}.
+# Every stage writes to temporary names and leaves a marker when it succeeds (stages 1-6 in
+# exp/stages/, 7-10 in the experiment's stages/). A stage whose marker holds the same
+# settings (its options and those of the stages before it) is skipped; otherwise it runs
+# again. Logs go under exp/.
 set -euo pipefail
 
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (tts.sh) $*" >&2; }
@@ -64,7 +65,7 @@ OPTIONS="stage stop_stage ngpu nj python dumpdir expdir local_data_opts fs n_fft
     packed_model"
 
 usage() {
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     echo "Options (default):"
     for o in ${OPTIONS}; do printf '  --%-20s %s\n' "${o}" "${!o}"; done
 }
@@ -96,26 +97,33 @@ text_opts=(--token_type "${token_type}" --token_list "${token_list}"
 mkdir -p "${expdir}/stages"
 
 # ---- stage bookkeeping -----------------------------------------------------------------
-# A stage's signature is its own settings plus the signature recorded by the stage before
-# it, so changing an early setting reruns everything after it.
-signature_of() { [ -f "${expdir}/stages/$1.done" ] && cat "${expdir}/stages/$1.done" || true; }
+# A stage's marker holds its signature: its own settings plus the signature recorded by the
+# stage before it, so changing an early setting reruns everything after it. Markers of the
+# data stages (1-6) are in ${expdir}/stages, those of 7-10 in the experiment's directory.
+marker() {
+    if [ "$1" -le 6 ]; then echo "${expdir}/stages/$1.done"; else echo "${tts_exp}/stages/$1.done"; fi
+}
+signature_of() { [ "$1" -ge 1 ] && [ -f "$(marker "$1")" ] && cat "$(marker "$1")" || true; }
 stage_sig=""
 begin_stage() {  # begin_stage N "title" "settings": true when the stage has to run
     local n=$1 title=$2 settings=$3
     stage_sig="${settings} | $(signature_of $((n - 1)) | md5sum | cut -c1-12)"
     if [ "${n}" -lt "${stage}" ] || [ "${n}" -gt "${stop_stage}" ]; then return 1; fi
     if [ "$(signature_of "${n}")" = "${stage_sig}" ]; then
-        log "stage ${n}: ${title}: already done (delete ${expdir}/stages/${n}.done to redo)"
+        log "stage ${n}: ${title}: already done (delete $(marker "${n}") to redo)"
         return 1
     fi
     log "stage ${n}: ${title}"
     stage_start=${SECONDS}
-    rm -f "${expdir}/stages/${n}.done"
+    rm -f "$(marker "${n}")"
     return 0
 }
 end_stage() {  # end_stage N: record the signature after the stage succeeded
-    printf '%s\n' "${stage_sig}" > "${expdir}/stages/.$1.tmp"
-    mv "${expdir}/stages/.$1.tmp" "${expdir}/stages/$1.done"
+    local m
+    m=$(marker "$1")
+    mkdir -p "$(dirname "${m}")"
+    printf '%s\n' "${stage_sig}" > "${m}.tmp"
+    mv "${m}.tmp" "${m}"
     log "stage $1: done in $((SECONDS - stage_start)) s"
 }
 noise_filter() {  # drop import-time chatter of ESPnet's dependencies (offline nltk, ...)

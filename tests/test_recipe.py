@@ -1,0 +1,192 @@
+"""The egs2/ljspeech/tts_glow recipe end to end on a handful of espeak-ng utterances.
+
+One copy of the recipe in a temporary directory goes through every stage with a tiny
+model: stages 1-6, a training run killed after its first checkpoint and resumed, then
+decoding, scoring and packing. Then the packed zip is loaded the two ways model-zoo users
+do, and a rerun of all stages must change nothing.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = REPO / "egs2" / "ljspeech" / "tts_glow"
+TOKENS = "phn_espeak_ng_english_us_vits"
+EXP = f"exp/tts_tiny_raw_{TOKENS}"
+DECODE = f"{EXP}/decode_train.loss.ave"
+
+TINY = """\
+tts: glow_tts
+tts_conf:
+    hidden_channels: 16
+    filter_channels: 32
+    num_encoder_layers: 1
+    duration_filter_channels: 16
+    decoder_hidden_channels: 16
+    num_flow_blocks: 2
+    num_coupling_layers: 1
+feats_extract: fbank
+feats_extract_conf: {fs: 22050, n_fft: 1024, hop_length: 256, win_length: 1024,
+                     n_mels: 80, fmin: 0, fmax: 8000}
+normalize: global_mvn
+optim: adam
+optim_conf: {lr: 1.0e-3, betas: [0.9, 0.98], eps: 1.0e-9}
+scheduler: warmuplr
+scheduler_conf: {warmup_steps: 10}
+num_iters_per_epoch: 2
+max_epoch: 4
+batch_type: sorted
+batch_size: 3
+num_workers: 0
+keep_nbest_models: 1
+num_att_plot: 0
+best_model_criterion: [[valid, loss, min], [train, loss, min]]
+"""
+ARGS = ["--corpus", "espeak", "--max_sentences", "9", "--num_dev", "2", "--num_eval", "2",
+        "--train_config", "conf/tiny.yaml", "--nj", "1"]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed"),
+]
+
+
+def env():
+    e = dict(os.environ)
+    e["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{e['PATH']}"
+    return e
+
+
+def run(recipe: Path, *args, check=True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["./run.sh", *ARGS, *args], cwd=recipe, env=env(), text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=900)
+    if check and proc.returncode != 0:
+        pytest.fail(f"run.sh {' '.join(args)} failed:\n{proc.stdout[-4000:]}")
+    return proc
+
+
+def snapshot(recipe: Path) -> dict:
+    return {str(p.relative_to(recipe)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for d in ("data", "dump", "exp", "corpus") for p in (recipe / d).rglob("*")
+            if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    """A finished recipe run, with what happened on the way."""
+    root = tmp_path_factory.mktemp("recipe") / "tts_glow"
+    shutil.copytree(RECIPE, root, symlinks=False,
+                    ignore=shutil.ignore_patterns("data", "dump", "exp", "corpus", "downloads"))
+    (root / "conf" / "tiny.yaml").write_text(TINY)
+    info = {"root": root}
+    info["prep"] = run(root, "--stop_stage", "6").stdout
+
+    # Stage 7, killed once its first checkpoint is written, then run again.
+    proc = subprocess.Popen(["./run.sh", *ARGS, "--stage", "7", "--stop_stage", "7"],
+                            cwd=root, env=env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    ckpt, deadline = root / EXP / "checkpoint.pth", time.time() + 600
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    info["killed_while_running"] = proc.poll() is None
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    info["epochs_before_kill"] = sorted(p.name for p in (root / EXP).glob("*epoch.pth"))
+    info["resume"] = run(root, "--stage", "7", "--stop_stage", "7").stdout
+    info["rest"] = run(root, "--stage", "8").stdout
+    return info
+
+
+def test_data_stages(recipe):
+    root = recipe["root"]
+    for s, n in (("tr_no_dev", 5), ("dev", 2), ("eval1", 2)):
+        assert len((root / "data" / s / "text").read_text().splitlines()) == n
+    for s in ("tr_no_dev", "dev"):
+        for name in ("wav.scp", "text", "utt2num_samples"):
+            assert (root / "dump/raw" / s / name).is_file()
+    assert (root / "dump/raw/eval1/wav.scp").is_file()
+    assert "kept 5 of 5 utterances" in recipe["prep"]
+    assert "stage 3: LJSpeech has one speaker" in recipe["prep"]
+    tokens = (root / f"dump/token_list/{TOKENS}/tokens.txt").read_text().split()
+    assert tokens[:2] == ["<blank>", "<unk>"] and tokens[-1] == "<sos/eos>"
+    stats = root / f"exp/tts_stats_raw_{TOKENS}/train"
+    assert (stats / "feats_stats.npz").is_file() and (stats / "text_shape.phn").is_file()
+
+
+def test_killed_training_resumes_from_its_checkpoint(recipe):
+    assert recipe["killed_while_running"], "training finished before it could be killed"
+    assert "4epoch.pth" not in recipe["epochs_before_kill"]
+    assert "resuming from" in recipe["resume"]
+    log = (recipe["root"] / EXP / "train.log").read_text()
+    assert "The training was resumed using" in log
+    assert "1/4epoch started" not in log  # the first epoch is not trained again
+    assert (recipe["root"] / EXP / "4epoch.pth").is_file()
+
+
+def test_decoding_outputs(recipe):
+    root = recipe["root"]
+    for s in ("dev", "eval1"):
+        d = root / DECODE / s
+        utts = [line.split()[0] for line in (root / "dump/raw" / s / "text").read_text()
+                .splitlines()]
+        for u in utts:
+            info = sf.info(str(d / "wav" / f"{u}.wav"))
+            assert info.samplerate == 22050 and info.frames > 0
+            assert (d / "images" / f"{u}.png").stat().st_size > 0
+        for part in ("norm", "denorm"):
+            assert len((d / part / "feats.scp").read_text().splitlines()) == len(utts)
+        durations = (d / "durations/durations").read_text().splitlines()
+        assert [x.split()[0] for x in durations] == sorted(utts)
+        assert all(int(v) >= 1 for x in durations for v in x.split()[1:])
+        import json
+
+        assert json.loads((d / "rtf.json").read_text())["rtf"] > 0
+
+
+def test_scoring_outputs(recipe):
+    import json
+
+    d = recipe["root"] / DECODE
+    for s in ("dev", "eval1"):
+        scores = json.loads((d / s / "scores.json").read_text())
+        assert scores["systems"]["synthesis"]["mcd"] > 0
+        assert scores["systems"]["reference_gl"]["mcd"] < scores["systems"]["synthesis"]["mcd"]
+        table = (d / s / "scores.md").read_text()
+        assert "| synthesis (Glow-TTS) |" in table
+        # CER/WER are there, or the table says why not; never silently missing.
+        assert ("CER ratio" in table) or ("CER/WER not computed" in table)
+
+
+def test_packed_model_loads_and_speaks(recipe):
+    import espnet_glowtts  # noqa: F401  (registers glow_tts)
+    from espnet2.bin.tts_inference import Text2Speech
+    from espnet_model_zoo.downloader import ModelDownloader
+
+    root = recipe["root"]
+    zip_path = root / EXP / "model.zip"
+    assert (root / EXP / "packed_check.wav").is_file()
+    tts = Text2Speech.from_pretrained(model_tag=str(zip_path))
+    wav = tts("Hello from the packed model.")["wav"]
+    assert wav.numel() > 1000
+    unpacked = ModelDownloader(cachedir=str(root / "zoo")).download_and_unpack(str(zip_path))
+    tts = Text2Speech(**unpacked)
+    out = tts("A second sentence.")
+    assert out["wav"].numel() > 1000 and out["duration"].min() >= 1
+
+
+def test_rerun_of_finished_stages_changes_nothing(recipe):
+    root = recipe["root"]
+    before = snapshot(root)
+    out = run(root).stdout
+    for n in range(1, 11):
+        assert f"stage {n}: " in out and "already done" in out
+    assert out.count("already done") == 10
+    assert snapshot(root) == before
