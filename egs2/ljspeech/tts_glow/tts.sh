@@ -261,7 +261,7 @@ if begin_stage 7 "training ${tts_exp}" "$(checksum "${train_config}") ${train_ar
         > "${tts_exp}/train.log" 2>&1 &
     train_pid=$!
     tail --pid="${train_pid}" -n +1 -F "${tts_exp}/train.log" 2>/dev/null \
-        | grep --line-buffered -E "epoch results:|Traceback|Error" \
+        | grep --line-buffered -E "epoch results:|Traceback|^[A-Za-z.]*Error" \
         | sed -u -E 's/^.*INFO: //; s/(epoch results:.{0,200}).*/\1 .../' >&2 &
     if wait "${train_pid}"; then rc=0; else rc=$?; fi
     wait || true
