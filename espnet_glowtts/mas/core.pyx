@@ -6,16 +6,20 @@ of cells that can lie on a monotonic path from (0, 0) to (T-1, F-1): ``j - (F - 
 
 Layout of the work for one item (T tokens, F frames):
 
-* Rows are processed in blocks of ``R`` tokens. Inside a block the frames are swept left to
-  right; each frame updates the block's ``R`` cells (one column of the block), which depend only
-  on the previous column, so the ``R`` updates are independent (no serial dependency chain).
-  Each row of the value matrix is read as its own contiguous stream, which hardware prefetchers
-  follow; the running column lives in a small stack array.
+* Rows are processed in blocks of ``R`` = 16 tokens (then one block of a multiple of 4 and one
+  of the last 0-3 tokens). Inside a block the frames are swept left to right; each frame updates
+  the block's cells (one column of the block), which depend only on the previous column, so the
+  updates are independent (no serial dependency chain). Each row of the value matrix is read as
+  its own contiguous stream, which hardware prefetchers follow; the running column stays in
+  registers or a small stack array.
+* Where all rows of a block are in the band, float32 inputs run 4 frames at a time with SSE on
+  transposed 4x4 tiles (same arithmetic as the scalar loop, so identical paths).
 * The bottom row of a block is handed to the next block through a row buffer.
-* The backtracking decision of each cell is one bit (``R`` bits per block column, one word), so
-  the scratch memory per item is ``T * F / 8`` bytes and stays in L1/L2.
-* Backtracking yields the first frame of every token; the output rows are then written once
-  (zeros, a run of ones, zeros).
+* The backtracking decision of each cell is one bit (one 16-bit word per block column), so the
+  scratch memory per item is about ``T * F / 8`` bytes and stays in L1/L2.
+* Backtracking yields the first frame of every token; the output is then written once (zero
+  spans and one run of ones per token), with non-temporal stores for outputs larger than
+  ``STREAM_BYTES`` (no read-for-ownership of lines that are only overwritten).
 
 Items are distributed over OpenMP threads (largest first, dynamic schedule) with the GIL
 released. Value may have any strides (the caller's memory is read in place).
