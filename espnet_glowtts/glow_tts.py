@@ -199,12 +199,12 @@ class GlowTTS(AbsTTS):
         return x, mean.float(), log_std.float(), x_mask, text_lengths
 
     def _align(self, z: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor,
-               x_mask: torch.Tensor, y_mask: torch.Tensor) -> torch.Tensor:
+               x_lengths: torch.Tensor, feats_lengths: torch.Tensor) -> torch.Tensor:
         """Most likely monotonic path (B, T_text, T_feats) of latents to token priors."""
-        attn_mask = x_mask.transpose(1, 2) * y_mask  # (B, T_text, T_feats)
         with torch.no_grad():
             value = log_likelihood(z, mean, log_std)
-            return maximum_path(value, attn_mask)
+            return maximum_path(value, None, text_lengths=x_lengths,
+                                feats_lengths=feats_lengths)
 
     def _duration_target(self, durations: torch.Tensor) -> torch.Tensor:
         if self.duration_target == "log":
@@ -241,7 +241,7 @@ class GlowTTS(AbsTTS):
             y = feats.float().transpose(1, 2)
             y_mask = sequence_mask(feats_lengths, y.size(-1))
             z, logdet = self.decoder(y, y_mask, g)
-            path = self._align(z, mean, log_std, x_mask, y_mask)
+            path = self._align(z, mean, log_std, x_lengths, feats_lengths)
         return _Aligned(x, mean, log_std, x_mask, x_lengths, z, logdet, y_mask,
                         feats_lengths, path)
 

@@ -58,7 +58,7 @@ def _mle_reference(model, batch):
     _, mean, log_std, x_mask, _ = model._encode(text, batch["text_lengths"])
     y_mask = sequence_mask(f_lengths, feats.size(1))
     z, logdet = model.decoder(feats.transpose(1, 2), y_mask)
-    path = model._align(z, mean, log_std, x_mask, y_mask)
+    path = model._align(z, mean, log_std, x_lengths, f_lengths)
     total = 0.0
     for b in range(text.size(0)):
         token_of_frame = path[b, : x_lengths[b], : f_lengths[b]].argmax(0)
