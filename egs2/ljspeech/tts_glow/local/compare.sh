@@ -1,0 +1,288 @@
+#!/usr/bin/env bash
+# Issue 5: ESPnet's Tacotron2 and FastSpeech2 against Glow-TTS, on the same dump, token list,
+# features, test sets and training wall-clock budget. FastSpeech2 learns its durations from
+# the trained Glow-TTS (teacher forcing: MAS on the real features), so Glow-TTS is ESPnet's
+# duration teacher and no external aligner is used.
+#
+#   ./run.sh --corpus espeak --compare true         # after (or with) the Glow-TTS stages
+#   local/compare.sh --glow_tts_config conf/tuning/train_glow_tts_mini.yaml \
+#       [--budget_minutes auto|N] [--compare_stage 1 --compare_stop_stage 6]
+#
+# Stages:
+#   1 teacher durations for the training and validation sets (espnet_glowtts.bin.
+#     teacher_durations): <compare_dir>/durations/<set>/durations, "utt d_1 ... d_N 0"
+#   2 FastSpeech2 statistics (features, token-averaged pitch and energy)
+#   3 train Tacotron2          } each for the Glow-TTS training time (--budget_minutes auto:
+#   4 train FastSpeech2        } its reporter's train + valid time), stopped between epochs
+#   5 decode and score both with tts.sh stages 8-9 (Griffin-Lim, MCD, log-F0 RMSE, CER, RTF)
+#   6 one table (model, params, train steps in budget, RTF, MCD, log-F0 RMSE, CER) into
+#     <compare_dir>/results.md and the recipe's README.md
+# Run.sh passes its corpus/token options and the tts.sh options it was given; tts.sh
+# options that do not concern this script (--stage, --stop_stage, ...) are ignored.
+set -euo pipefail
+
+log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (compare.sh) $*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# From run.sh
+fs=22050
+n_fft=1024
+n_shift=256
+win_length=""
+token_type=phn
+g2p=espeak_ng_english_us_vits
+cleaner=tacotron
+train_set=tr_no_dev
+valid_set=dev
+test_sets="dev eval1"
+glow_tts_config=conf/train.yaml
+# tts.sh options that matter here
+ngpu=0
+nj=2
+python=python
+dumpdir=dump
+expdir=exp
+tts_exp=""                 # the Glow-TTS experiment (default: as tts.sh names it)
+tts_stats_dir=""
+inference_config=conf/decode.yaml
+inference_model=train.loss.ave.pth
+inference_tag=""
+vocoder_config=conf/griffin_lim.yaml
+vocoder_file=""
+score_asr=auto
+# This script
+compare_stage=1
+compare_stop_stage=6
+compare_dir=""             # default: ${expdir}/compare
+budget_minutes=auto        # auto: the Glow-TTS training time (its reporter's); or minutes
+tacotron2_config=""        # default: the mini configs for a mini Glow-TTS, else full size
+fastspeech2_config=""
+compare_set=""             # test set of the table (default: the last of test_sets)
+teacher_batch_size=8
+readme=README.md
+
+OPTIONS="fs n_fft n_shift win_length token_type g2p cleaner train_set valid_set test_sets
+    glow_tts_config ngpu nj python dumpdir expdir tts_exp tts_stats_dir inference_config
+    inference_model inference_tag vocoder_config vocoder_file score_asr compare_stage compare_stop_stage
+    compare_dir budget_minutes tacotron2_config fastspeech2_config
+    compare_set teacher_batch_size readme"
+for a in "$@"; do case "${a}" in -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac; done
+
+cd "$(dirname "$0")/.."
+. ./path.sh
+. ./local/options.sh
+parse_options "${OPTIONS}" "$@"
+[ ${#REST[@]} -eq 0 ] || log "ignoring options for tts.sh: ${REST[*]}"
+
+case "${token_type}" in
+    phn) token_tag="phn_${g2p}" ;;
+    char) token_tag=char; g2p=none ;;
+    *) die "--token_type must be phn or char, got '${token_type}'" ;;
+esac
+[ -n "${tts_exp}" ] || tts_exp="${expdir}/tts_$(basename "${glow_tts_config}" .yaml)_raw_${token_tag}"
+[ -n "${tts_stats_dir}" ] || tts_stats_dir="${expdir}/tts_stats_raw_${token_tag}"
+[ -n "${compare_dir}" ] || compare_dir="${expdir}/compare"
+[ -n "${compare_set}" ] || compare_set="${test_sets##* }"
+size=""
+case "$(basename "${glow_tts_config}")" in *mini*) size=_mini ;; esac
+[ -n "${tacotron2_config}" ] || tacotron2_config="conf/tuning/train_tacotron2${size}.yaml"
+[ -n "${fastspeech2_config}" ] || fastspeech2_config="conf/tuning/train_fastspeech2${size}.yaml"
+for f in "${tacotron2_config}" "${fastspeech2_config}" "${inference_config}"; do
+    [ -f "${f}" ] || die "${f} not found"
+done
+[ -n "${inference_tag}" ] || inference_tag="$(basename "${inference_config}" .yaml)_${inference_model%.pth}"
+glow_decode="${tts_exp}/${inference_tag}"   # as tts.sh names it
+token_list="${dumpdir}/token_list/${token_tag}/tokens.txt"
+taco_exp="${compare_dir}/tts_$(basename "${tacotron2_config}" .yaml)"
+fs2_exp="${compare_dir}/tts_$(basename "${fastspeech2_config}" .yaml)"
+fs2_stats="${compare_dir}/fs2_stats"
+durations_dir="${compare_dir}/durations"
+mkdir -p "${compare_dir}"
+
+feats_opts=(--feats_extract fbank --feats_extract_conf "fs=${fs}"
+    --feats_extract_conf "n_fft=${n_fft}" --feats_extract_conf "hop_length=${n_shift}"
+    --feats_extract_conf "win_length=${win_length:-${n_fft}}")
+text_opts=(--token_type "${token_type}" --token_list "${token_list}"
+    --non_linguistic_symbols none --cleaner "${cleaner}" --g2p "${g2p}")
+pitch_opts=(--pitch_extract_conf "fs=${fs}" --pitch_extract_conf "n_fft=${n_fft}"
+    --pitch_extract_conf "hop_length=${n_shift}" --energy_extract_conf "fs=${fs}"
+    --energy_extract_conf "n_fft=${n_fft}" --energy_extract_conf "hop_length=${n_shift}"
+    --energy_extract_conf "win_length=${win_length:-${n_fft}}")
+data_opts() {  # data_opts train|valid SET [durations]
+    echo "--$1_data_path_and_name_and_type ${dumpdir}/raw/$2/text,text,text" \
+         "--$1_data_path_and_name_and_type ${dumpdir}/raw/$2/wav.scp,speech,sound"
+    if [ $# -gt 2 ]; then
+        echo "--$1_data_path_and_name_and_type ${durations_dir}/$2/durations,durations,text_int"
+    fi
+}
+in_stages() { [ "$1" -ge "${compare_stage}" ] && [ "$1" -le "${compare_stop_stage}" ]; }
+
+[ -f "${token_list}" ] || die "${token_list} not found: run the Glow-TTS stages (run.sh) first"
+[ -f "${tts_exp}/${inference_model}" ] || \
+    die "${tts_exp}/${inference_model} not found: train Glow-TTS first (run.sh stage 7)"
+
+# ---- 1. Glow-TTS teacher durations -----------------------------------------------------
+if in_stages 1; then
+    for dset in "${train_set}" "${valid_set}"; do
+        log "stage 1: Glow-TTS teacher durations for ${dset} -> ${durations_dir}/${dset}/durations"
+        if ! ${python} -m espnet_glowtts.bin.teacher_durations \
+                --train_config "${tts_exp}/config.yaml" --model_file "${tts_exp}/${inference_model}" \
+                --data_dir "${dumpdir}/raw/${dset}" --out_dir "${durations_dir}/${dset}" \
+                --batch_size "${teacher_batch_size}" --ngpu "$(( ngpu > 0 ? 1 : 0 ))" \
+                > "${compare_dir}/teacher_durations.${dset}.log" 2>&1; then
+            tail -n 20 "${compare_dir}/teacher_durations.${dset}.log" >&2
+            die "teacher durations failed (${compare_dir}/teacher_durations.${dset}.log)"
+        fi
+        tail -n 1 "${compare_dir}/teacher_durations.${dset}.log" >&2
+    done
+fi
+
+# ---- 2. FastSpeech2 statistics -----------------------------------------------------------
+if in_stages 2; then
+    log "stage 2: FastSpeech2 statistics (features, pitch, energy) in ${fs2_stats}"
+    rm -rf "${fs2_stats}"
+    # shellcheck disable=SC2046
+    ${python} -m espnet_glowtts.bin.tts_train --collect_stats true --write_collected_feats false \
+        --use_preprocessor true "${text_opts[@]}" --normalize none --pitch_normalize none \
+        --energy_normalize none --config "${fastspeech2_config}" "${feats_opts[@]}" \
+        "${pitch_opts[@]}" $(data_opts train "${train_set}" d) $(data_opts valid "${valid_set}" d) \
+        --train_shape_file "${dumpdir}/raw/${train_set}/wav.scp" \
+        --valid_shape_file "${dumpdir}/raw/${valid_set}/wav.scp" \
+        --output_dir "${fs2_stats}" > "${compare_dir}/fs2_stats.log" 2>&1 \
+        || { tail -n 30 "${compare_dir}/fs2_stats.log" >&2; die "FastSpeech2 statistics failed"; }
+    for part in train valid; do
+        awk -v N="$(wc -l < "${token_list}")" '{ print $0 "," N }' \
+            "${fs2_stats}/${part}/text_shape" > "${fs2_stats}/${part}/text_shape.${token_type}"
+    done
+fi
+
+# ---- 3-4. training within the Glow-TTS budget ----------------------------------------------
+summary() {  # summary EXP epochs|steps|train_seconds: from its checkpoint (imports torch only)
+    ${python} - "$1" "$2" 2>/dev/null <<'PY'
+import sys
+import torch
+stats = torch.load(f"{sys.argv[1]}/checkpoint.pth", map_location="cpu",
+                   weights_only=False)["reporter"]["stats"]
+def sec(t):
+    return 0.0 if t is None else float(t["__timedelta_seconds__"]) if isinstance(t, dict) \
+        else t.total_seconds()
+out = dict(epochs=len(stats), steps=stats[max(stats)]["train"]["total_count"] if stats else 0,
+           train_seconds=int(sum(sec(stats[e].get(p, {}).get("time"))
+                                 for e in stats for p in ("train", "valid"))))
+print(out[sys.argv[2]])
+PY
+}
+budget_seconds() {
+    if [ "${budget_minutes}" = auto ]; then
+        summary "${tts_exp}" train_seconds
+    else
+        ${python} -c "print(int(float('${budget_minutes}') * 60))"
+    fi
+}
+
+# The budget counts what ESPnet's reporter counts for the Glow-TTS run (train + valid time
+# of the finished epochs, start-up excluded). Training is stopped after the first epoch
+# whose total reaches the budget (so it may overrun by less than one short epoch; the
+# table shows each model's actual time), then closed at that epoch with --max_epoch so
+# that ESPnet averages and links the models as after a complete run.
+train_in_budget() {  # NAME EXP CONFIG STATS_DIR [extra tts_train options...]
+    local name=$1 exp=$2 config=$3 stats=$4 budget pid rc=0 epochs secs seen="" stopped=0
+    shift 4
+    if [ -e "${exp}/${inference_model}" ] && [ -f "${exp}/.budget" ]; then
+        log "${name}: already trained ($(cat "${exp}/.budget")); delete ${exp} to redo"
+        return 0
+    fi
+    budget=$(budget_seconds)
+    [ -n "${budget}" ] && [ "${budget}" -gt 0 ] || die "no training budget (Glow-TTS: ${tts_exp})"
+    mkdir -p "${exp}"
+    # shellcheck disable=SC2046
+    local cmd=(${python} -m espnet_glowtts.bin.tts_train --use_preprocessor true "${text_opts[@]}"
+        --normalize global_mvn --normalize_conf "stats_file=${stats}/train/feats_stats.npz"
+        --resume true --fold_length 150 --fold_length $((800 * n_shift))
+        --output_dir "${exp}" --config "${config}" "${feats_opts[@]}"
+        --train_shape_file "${stats}/train/text_shape.${token_type}"
+        --train_shape_file "${stats}/train/speech_shape"
+        --valid_shape_file "${stats}/valid/text_shape.${token_type}"
+        --valid_shape_file "${stats}/valid/speech_shape" --ngpu "${ngpu}" "$@")
+    log "${name}: training ${exp} for a budget of ${budget} s of training time (log: ${exp}/train.log)"
+    "${cmd[@]}" > "${exp}/train.log" 2>&1 &
+    pid=$!
+    while kill -0 "${pid}" 2>/dev/null; do
+        sleep 5
+        local mtime
+        mtime=$(stat -c %Y "${exp}/checkpoint.pth" 2>/dev/null || true)
+        if [ -n "${mtime}" ] && [ "${mtime}" != "${seen}" ]; then
+            sleep 2  # let the save finish
+            seen=${mtime}
+            secs=$(summary "${exp}" train_seconds || true)
+            if [ -n "${secs}" ] && [ "${secs}" -ge "${budget}" ]; then
+                stopped=1
+                kill -TERM "${pid}" 2>/dev/null || true
+            fi
+        fi
+    done
+    wait "${pid}" || rc=$?
+    if [ "${stopped}" -eq 0 ] && [ "${rc}" -ne 0 ]; then
+        tail -n 30 "${exp}/train.log" >&2; die "${name}: training failed (${exp}/train.log)"
+    fi
+    epochs=$(summary "${exp}" epochs || true)
+    [ -n "${epochs}" ] && [ "${epochs}" -gt 0 ] || die "${name}: no epoch finished"
+    if [ "${stopped}" -eq 1 ]; then
+        log "${name}: budget reached at epoch ${epochs}; closing the run there"
+        "${cmd[@]}" --max_epoch "${epochs}" > "${exp}/train.close.log" 2>&1 \
+            || { tail -n 30 "${exp}/train.close.log" >&2; die "${name}: could not close the run"; }
+    fi
+    [ -e "${exp}/${inference_model}" ] || die "${name}: no ${exp}/${inference_model}"
+    echo "budget ${budget} s of training time, stopped after epoch ${epochs}" > "${exp}/.budget"
+}
+
+if in_stages 3; then
+    log "stage 3: Tacotron2 (${tacotron2_config})"
+    # shellcheck disable=SC2046
+    train_in_budget Tacotron2 "${taco_exp}" "${tacotron2_config}" "${tts_stats_dir}" \
+        $(data_opts train "${train_set}") $(data_opts valid "${valid_set}")
+fi
+if in_stages 4; then
+    log "stage 4: FastSpeech2 (${fastspeech2_config}) with Glow-TTS durations"
+    # shellcheck disable=SC2046
+    train_in_budget FastSpeech2 "${fs2_exp}" "${fastspeech2_config}" "${fs2_stats}" \
+        $(data_opts train "${train_set}" d) $(data_opts valid "${valid_set}" d) "${pitch_opts[@]}" \
+        --pitch_normalize_conf "stats_file=${fs2_stats}/train/pitch_stats.npz" \
+        --energy_normalize_conf "stats_file=${fs2_stats}/train/energy_stats.npz"
+fi
+
+# ---- 5. decoding and scoring through tts.sh ---------------------------------------------------
+decode_dir_of() { echo "$1/${inference_tag}"; }
+if in_stages 5; then
+    for pair in "tacotron2:${taco_exp}:${tacotron2_config}" "fastspeech2:${fs2_exp}:${fastspeech2_config}"; do
+        IFS=: read -r name exp config <<< "${pair}"
+        log "stage 5: decoding and scoring ${name} (tts.sh stages 8-9, markers in ${compare_dir}/${name})"
+        voc=()
+        [ -n "${vocoder_file}" ] && voc+=(--vocoder_file "${vocoder_file}")
+        ./tts.sh --stage 8 --stop_stage 9 --expdir "${compare_dir}/${name}" --tts_exp "${exp}" \
+            --train_config "${config}" --inference_config "${inference_config}" \
+            --inference_model "${inference_model}" --inference_tag "${inference_tag}" --vocoder_config "${vocoder_config}" \
+            "${voc[@]+"${voc[@]}"}" --test_sets "${test_sets}" --ngpu "${ngpu}" --nj "${nj}" \
+            --python "${python}" --dumpdir "${dumpdir}" --fs "${fs}" --n_fft "${n_fft}" \
+            --n_shift "${n_shift}" --token_type "${token_type}" --g2p "${g2p}" \
+            --cleaner "${cleaner}" --score_asr "${score_asr}"
+    done
+fi
+
+# ---- 6. the table ------------------------------------------------------------------------------
+if in_stages 6; then
+    [ -f "${glow_decode}/${compare_set}/scores.json" ] || \
+        die "${glow_decode}/${compare_set}/scores.json not found: run run.sh stages 8-9 for Glow-TTS"
+    title="### Glow-TTS vs ESPnet's Tacotron2 and FastSpeech2 (${compare_set}, $(date '+%Y-%m-%d'))
+
+Same dump, token list (${token_tag}), features and test set; Tacotron2 and FastSpeech2
+trained for the Glow-TTS training time ($(( $(budget_seconds) / 60 )) min; stopped at the first epoch that reaches it)
+on $(nproc) CPU core(s)$( [ "${ngpu}" -gt 0 ] && echo " and ${ngpu} GPU(s)"); FastSpeech2 on Glow-TTS teacher durations. Griffin-Lim
+vocoder, scores from stage 9. Reproduce: \`./run.sh $( [ "${glow_tts_config}" = conf/tuning/train_glow_tts_mini.yaml ] && echo "--corpus espeak ")--compare true\`."
+    ${python} -m espnet_glowtts.bin.compare_report table --set "${compare_set}" \
+        --model_file "${inference_model}" --title "${title}" \
+        --system "Glow-TTS=${tts_exp}:${glow_decode}" \
+        --system "Tacotron2=${taco_exp}:$(decode_dir_of "${taco_exp}")" \
+        --system "FastSpeech2 (Glow-TTS durations)=${fs2_exp}:$(decode_dir_of "${fs2_exp}")" \
+        --out "${compare_dir}/results.md" --readme "${readme}" 2>&1 | sed '/^\[nltk_data\]/d'
+fi

@@ -1,0 +1,148 @@
+"""Issue 5, recipe-level comparison: training budgets and the results table.
+
+``summary EXP_DIR [--field F]``: what an ESPnet training run did, from its
+``checkpoint.pth`` reporter (JSON on stdout): completed epochs, optimiser steps, training
+wall time (train + valid time summed over epochs; process start-up not included).
+
+``table``: one markdown table (model, params, train steps in the budget, training time,
+RTF, MCD, log-F0 RMSE, CER) from each system's experiment and its stage-9 scores
+(``<decode_dir>/<set>/scores.json``), written to ``--out`` and, between markers, into
+``--readme``::
+
+    python -m espnet_glowtts.bin.compare_report table --set eval1 \\
+        --system "Glow-TTS=exp/tts_glow:exp/tts_glow/decode_decode_train.loss.ave" \\
+        --system "Tacotron2=exp/compare/tts_tacotron2:exp/compare/..." \\
+        --out exp/compare/results.md --readme README.md
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from espnet_glowtts.bin.datadir import DataError, atomic_write, main_guard
+
+BEGIN, END = "<!-- compare.sh results: begin -->", "<!-- compare.sh results: end -->"
+
+
+def _seconds(t) -> float:
+    """A reporter time: timedelta, or {"__timedelta_seconds__": s} as checkpoints store it."""
+    if t is None:
+        return 0.0
+    if isinstance(t, dict):
+        return float(t.get("__timedelta_seconds__", 0.0))
+    return t.total_seconds() if hasattr(t, "total_seconds") else float(t)
+
+
+def training_summary(exp_dir) -> dict:
+    """Epochs, steps and wall time of an ESPnet training run (from checkpoint.pth)."""
+    import torch
+
+    ckpt = Path(exp_dir) / "checkpoint.pth"
+    if not ckpt.is_file():
+        raise DataError(f"{ckpt}: missing (train the model first)")
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    stats = state["reporter"]["stats"]
+    epochs = sorted(stats)
+    seconds = 0.0
+    for e in epochs:
+        for part in ("train", "valid"):
+            seconds += _seconds(stats[e].get(part, {}).get("time"))
+    steps = int(stats[epochs[-1]]["train"]["total_count"]) if epochs else 0
+    return dict(epochs=len(epochs), steps=steps, train_seconds=round(seconds, 1))
+
+
+def count_params(exp_dir, model_file: str) -> int:
+    import espnet_glowtts  # noqa: F401  (registers glow_tts)
+    from espnet2.tasks.tts import TTSTask
+
+    model, _ = TTSTask.build_model_from_file(Path(exp_dir) / "config.yaml",
+                                             Path(exp_dir) / model_file, "cpu")
+    return sum(p.numel() for p in model.tts.parameters())
+
+
+def _fmt(v, spec=""):
+    return "n/a" if v is None else format(v, spec)
+
+
+def build_table(systems, test_set: str, model_file: str) -> str:
+    rows = ["| model | params | train steps in budget | training time | RTF | MCD (dB) | "
+            "log-F0 RMSE | CER (%) |", "|---|---|---|---|---|---|---|---|"]
+    notes = []
+    for name, exp_dir, decode_dir in systems:
+        summary = training_summary(exp_dir)
+        params = count_params(exp_dir, model_file)
+        scores_file = Path(decode_dir) / test_set / "scores.json"
+        if not scores_file.is_file():
+            raise DataError(f"{scores_file}: missing (decode and score first: stages 8-9)")
+        scores = json.loads(scores_file.read_text())
+        syn = scores["systems"]["synthesis"]
+        ref_gl = scores["systems"].get("reference_gl", {})
+        minutes = summary["train_seconds"] / 60
+        rows.append(f"| {name} | {params / 1e6:.2f}M | {summary['steps']} "
+                    f"({summary['epochs']} epochs) | {minutes:.1f} min | "
+                    f"{_fmt(scores.get('rtf'), '.3f')} | {_fmt(syn.get('mcd'))} | "
+                    f"{_fmt(syn.get('log_f0_rmse'))} | {_fmt(syn.get('cer'))} |")
+        notes.append(ref_gl)
+    ref = notes[0] if notes else {}
+    text = "\n".join(rows) + "\n"
+    if ref:
+        text += (f"\nReference recordings through the same features and Griffin-Lim "
+                 f"(the vocoder's ceiling): MCD {_fmt(ref.get('mcd'))}, log-F0 RMSE "
+                 f"{_fmt(ref.get('log_f0_rmse'))}, CER {_fmt(ref.get('cer'))}.\n")
+    return text
+
+
+def put_in_readme(readme: Path, block: str) -> None:
+    """Replace the marked block of ``readme`` (append it when absent)."""
+    text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
+    section = f"{BEGIN}\n{block.rstrip()}\n{END}\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + section + rest.split(END, 1)[1].lstrip("\n")
+    else:
+        text = (text.rstrip("\n") + "\n\n" if text else "") + section
+    atomic_write(readme, text)
+
+
+def main(cmd=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("summary")
+    p.add_argument("exp_dir")
+    p.add_argument("--field", choices=["epochs", "steps", "train_seconds"],
+                   help="print only this value")
+    p = sub.add_parser("table")
+    p.add_argument("--system", action="append", required=True,
+                   help="NAME=EXP_DIR:DECODE_DIR (repeat; the first is the reference)")
+    p.add_argument("--set", required=True, help="test set whose scores go in the table")
+    p.add_argument("--model_file", default="train.loss.ave.pth")
+    p.add_argument("--title", default="")
+    p.add_argument("--out", required=True)
+    p.add_argument("--readme")
+    args = parser.parse_args(cmd)
+
+    if args.command == "summary":
+        summary = training_summary(args.exp_dir)
+        print(summary[args.field] if args.field else json.dumps(summary))
+        return
+    systems = []
+    for s in args.system:
+        name, _, dirs = s.partition("=")
+        exp_dir, _, decode_dir = dirs.partition(":")
+        if not (name and exp_dir and decode_dir):
+            raise DataError(f"--system {s!r}: expected NAME=EXP_DIR:DECODE_DIR")
+        systems.append((name, exp_dir, decode_dir))
+    block = (args.title + "\n\n" if args.title else "") + build_table(
+        systems, args.set, args.model_file)
+    atomic_write(args.out, block)
+    if args.readme:
+        put_in_readme(Path(args.readme), block)
+    print(block)
+    print(f"wrote {args.out}" + (f" and the section of {args.readme}" if args.readme else ""),
+          file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main_guard(main)
