@@ -274,6 +274,7 @@ def worker(args) -> list:
 
         gl = Spectrogram2Waveform(n_fft=N_FFT, n_shift=N_SHIFT, fs=FS, n_mels=N_MELS, fmin=0,
                                   fmax=8000, griffin_lim_iters=args.griffin_lim_iters)
+    load_start = os.getloadavg()[0]
     out = {name: dict(model=name, device=device, threads=args.threads,
                       params=runners[name][1], rows=[]) for name in args.models}
     g = torch.Generator().manual_seed(1)
@@ -353,6 +354,9 @@ def worker(args) -> list:
                 print(f"  {device}/{args.threads}t {name:15s} {num_tokens:4d} tokens "
                       f"{frames:5d} frames: {feat_med * 1e3:9.1f} ms (n={len(feat_times)}, "
                       f"load {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
+    for r in out.values():
+        r.update(load=[round(load_start, 2), round(os.getloadavg()[0], 2)],
+                 date=time.strftime("%Y-%m-%d %H:%M"))
     return list(out.values())
 
 
@@ -407,9 +411,16 @@ def _ratio(a, b):
     return None if (a is None or b is None or b == 0) else a / b
 
 
+def _row(by, key, tokens, field):
+    r = by.get(key)
+    row = next((x for x in r["rows"] if x["tokens"] == tokens), None) if r else None
+    return row[field] if row else None
+
+
 def report(results: list, info: dict, args) -> str:
     """Markdown: the main table, growth with length, ratios, goals."""
     by = {(r["device"], r["threads"], r["model"]): r for r in results}
+    all_lengths = sorted({row["tokens"] for r in results for row in r["rows"]})
     setups = sorted({(r["device"], r["threads"]) for r in results},
                     key=lambda s: (s[0] != "cpu", s[1]))
     lines = ["## Inference speed (random weights, matched work)", "",
@@ -426,7 +437,11 @@ def report(results: list, info: dict, args) -> str:
     for dev, threads in setups:
         where = f"{dev.upper()}, {threads} thread{'s' if threads > 1 else ''}" \
             if dev == "cpu" else f"{dev} (CUDA, synchronised)"
+        first = next(r for (d, th, _), r in by.items() if (d, th) == (dev, threads))
         lines += [f"### {where}", "",
+                  f"Run {first.get('date', '?')}; 1-minute load average "
+                  f"{first.get('load', ['?'])[0]} at the start, {first.get('load', ['?'])[-1]} "
+                  "at the end.", "",
                   "| model | params | tokens | frames | audio (s) | features (ms) | RTF | "
                   "+ Griffin-Lim (ms) | RTF | peak mem (MB) |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
@@ -439,9 +454,10 @@ def report(results: list, info: dict, args) -> str:
                 trtf = "n/a" if row["total_rtf"] is None else f"{row['total_rtf']:.3f}"
                 mem = row["peak_mem_mb"]
                 if mem is None:  # measured once per device (thread count does not change it)
-                    mem = next((x["rows"][row_i]["peak_mem_mb"] for x in results
-                                if x["device"] == dev and x["model"] == m
-                                and x["rows"][row_i]["peak_mem_mb"] is not None), None)
+                    mem = next((x["peak_mem_mb"] for y in results
+                                if y["device"] == dev and y["model"] == m
+                                for x in y["rows"] if x["tokens"] == row["tokens"]
+                                and x["peak_mem_mb"] is not None), None)
                 mem = "n/a" if mem is None else f"{mem:.1f}"
                 lines.append(f"| {LABELS[m]} | {r['params'] / 1e6:.1f}M | {row['tokens']} | "
                              f"{row['frames']} | {row['audio_s']:.1f} | {_ms(row['feat_s'])} | "
@@ -449,15 +465,17 @@ def report(results: list, info: dict, args) -> str:
                              f"{mem} |")
         lines.append("")
         # Growth with length and ratios
-        lengths = args.lengths
-        lines += [f"Time against length ({where}): ms per second of audio, and time "
-                  f"relative to {lengths[0]} tokens", "",
-                  "| model | " + " | ".join(f"{n} tok: ms/s audio" for n in lengths)
-                  + " | " + " | ".join(f"x at {n}" for n in lengths[1:]) + " |",
-                  "|---" * (1 + 2 * len(lengths) - 1) + "|"]
+        lengths = sorted({row["tokens"] for (d, th, _), r in by.items()
+                          if (d, th) == (dev, threads) for row in r["rows"]})
+        if len(lengths) > 1:
+            lines += [f"Time against length ({where}): ms per second of audio, and time "
+                      f"relative to {lengths[0]} tokens", "",
+                      "| model | " + " | ".join(f"{n} tok: ms/s audio" for n in lengths)
+                      + " | " + " | ".join(f"x at {n}" for n in lengths[1:]) + " |",
+                      "|---" * (2 * len(lengths)) + "|"]
         for m in args.models:
             r = by.get((dev, threads, m))
-            if not r:
+            if len(lengths) < 2 or not r or len(r["rows"]) < 2:
                 continue
             t = [row["feat_s"] if row["feat_s"] is not None else row["total_s"]
                  for row in r["rows"]]
@@ -466,10 +484,9 @@ def report(results: list, info: dict, args) -> str:
             lines.append(f"| {LABELS[m]} | " + " | ".join(per_s) + " | "
                          + " | ".join(growth) + " |")
         lines += ["", f"Ratios ({where}, same run):", ""]
-        for i, n in enumerate(lengths):
+        for n in lengths:
             def t(m, key="feat_s"):
-                r = by.get((dev, threads, m))
-                return r["rows"][i][key] if r else None
+                return _row(by, (dev, threads, m), n, key)
             parts = []
             for label, a, b in (("Tacotron2 / Glow-TTS", t("tacotron2"), t("glow_tts")),
                                 ("Glow-TTS / FastSpeech2", t("glow_tts"), t("fastspeech2")),
@@ -483,14 +500,12 @@ def report(results: list, info: dict, args) -> str:
             lines.append(f"- {n} tokens: " + "; ".join(parts))
         lines.append("")
     # Goals (2 CPU threads at the average length)
-    avg = args.lengths[len(args.lengths) // 2] if len(args.lengths) > 1 else args.lengths[0]
-    i = args.lengths.index(avg)
+    avg = 180 if 180 in all_lengths else all_lengths[len(all_lengths) // 2]
     goal_threads = 2 if ("cpu", 2, "glow_tts") in by else max(
         (t for d, t, m in by if d == "cpu"), default=None)
     if goal_threads is not None:
         def tt(m):
-            r = by.get(("cpu", goal_threads, m))
-            return r["rows"][i]["feat_s"] if r else None
+            return _row(by, ("cpu", goal_threads, m), avg, "feat_s")
         speedup = _ratio(tt("tacotron2"), tt("glow_tts"))
         vs_fs2 = _ratio(tt("glow_tts"), tt("fastspeech2"))
         lines += [f"### Goals (CPU, {goal_threads} threads, {avg} tokens)", ""]
@@ -527,6 +542,9 @@ def main(cmd=None):
     parser.add_argument("--memory", type=lambda v: v.lower() in ("1", "true", "yes"),
                         default=True, help="measure peak tensor memory (one untimed run "
                         "per model and length, on the first thread count)")
+    parser.add_argument("--merge", nargs="*", default=[],
+                        help="JSON files of earlier runs (other thread counts or devices) "
+                             "to report together with this one; ratios stay per run")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(cmd)
 
@@ -557,10 +575,16 @@ def main(cmd=None):
         for i, threads in enumerate(args.threads if device == "cpu" else [max(args.threads)]):
             results += run_worker(device, threads, args, memory=args.memory and i == 0)
     info["load_after"] = os.getloadavg()
+    runs = [dict(machine=info, threads=args.threads, lengths=args.lengths)]
+    for path in args.merge:
+        earlier = json.loads(Path(path).read_text())
+        done = {(r["device"], r["threads"]) for r in results}
+        results += [r for r in earlier["results"] if (r["device"], r["threads"]) not in done]
+        runs += earlier.get("runs", [dict(machine=earlier["machine"])])
     md = report(results, info, args)
     print(md)
     for path, text in ((args.out_json, json.dumps(dict(machine=info, args=vars(args),
-                                                       results=results), indent=1)),
+                                                       runs=runs, results=results), indent=1)),
                        (args.out_md, md)):
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)

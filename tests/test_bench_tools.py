@@ -162,3 +162,32 @@ def test_peak_tensor_memory_counts_live_storage():
         c = b + 1  # still 2 MB live
         del b, c
     assert abs(tracker.peak - 2_000_000) < 10_000 and tracker.current == 0
+
+
+def test_compare_report_readme_section_and_reporter_times(tmp_path):
+    import datetime
+
+    from espnet_glowtts.bin.compare_report import BEGIN, END, _seconds, put_in_readme
+
+    assert _seconds({"__timedelta_seconds__": 12.5}) == 12.5
+    assert _seconds(datetime.timedelta(minutes=1)) == 60.0 and _seconds(None) == 0.0
+    readme = tmp_path / "README.md"
+    readme.write_text("# Recipe\n\nText.\n")
+    put_in_readme(readme, "| a |\n")
+    put_in_readme(readme, "| b |\n")  # replaces, never duplicates
+    text = readme.read_text()
+    assert text.startswith("# Recipe\n\nText.\n") and text.count(BEGIN) == 1
+    assert "| b |" in text and "| a |" not in text and text.rstrip().endswith(END)
+
+
+def test_robustness_inputs_grow_to_the_targets():
+    spec = importlib.util.spec_from_file_location("robustness",
+                                                  ROOT / "bench" / "robustness.py")
+    robustness = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(robustness)
+    sentences = robustness.read_sentences(ROOT / "espnet_glowtts" / "data" / "sentences.txt")
+    assert len(sentences) > 100 and not any(s.startswith("#") for s in sentences)
+    inputs = robustness.build_inputs(sentences[-30:], (100, 250, 500, 1000), per_length=2)
+    assert len(inputs) == 8
+    for item in inputs:
+        assert abs(len(item["text"]) - item["target"]) <= 40, (item["target"], item["text"])
