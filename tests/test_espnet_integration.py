@@ -176,3 +176,19 @@ def test_packed_model_loads_with_model_zoo_and_from_pretrained(experiment):
     assert slow_out["feat_gen"].shape[0] > out["feat_gen"].shape[0]
     per_call = tts("glow tts", decode_conf=dict(length_scale=2.0))
     torch.testing.assert_close(per_call["feat_gen"], direct["feat_gen"], rtol=0, atol=0)
+
+
+def test_checkpoints_are_written_atomically(tmp_path):
+    from espnet_glowtts.bin.tts_train import atomic_torch_save
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("killed mid-write")
+
+    atomic_torch_save()
+    path = tmp_path / "checkpoint.pth"
+    torch.save({"epoch": 1, "w": torch.ones(3)}, path)
+    with pytest.raises(RuntimeError, match="mid-write"):
+        torch.save({"epoch": 2, "w": torch.ones(3), "bad": Unpicklable()}, path)
+    assert torch.load(path, weights_only=True)["epoch"] == 1  # the old one stays whole
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pth"]
