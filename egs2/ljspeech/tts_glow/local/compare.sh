@@ -265,7 +265,12 @@ if in_stages 5; then
             "${voc[@]+"${voc[@]}"}" --test_sets "${test_sets}" --ngpu "${ngpu}" --nj "${nj}" \
             --python "${python}" --dumpdir "${dumpdir}" --fs "${fs}" --n_fft "${n_fft}" \
             --n_shift "${n_shift}" --token_type "${token_type}" --g2p "${g2p}" \
-            --cleaner "${cleaner}" --score_asr "${score_asr}"
+            --cleaner "${cleaner}" --score_asr "${score_asr}" \
+            || log "tts.sh returned non-zero; checking its outputs"  # (its last line can)
+        for dset in ${test_sets}; do
+            [ -f "$(decode_dir_of "${exp}")/${dset}/scores.json" ] \
+                || die "${name}: no $(decode_dir_of "${exp}")/${dset}/scores.json: decoding or scoring failed"
+        done
     done
 fi
 
@@ -273,12 +278,17 @@ fi
 if in_stages 6; then
     [ -f "${glow_decode}/${compare_set}/scores.json" ] || \
         die "${glow_decode}/${compare_set}/scores.json not found: run run.sh stages 8-9 for Glow-TTS"
+    hw="$(nproc) CPU core(s)"
+    [ "${ngpu}" -gt 0 ] && hw+=" and ${ngpu} GPU(s)"
+    corpus_opt=""
+    case "${glow_tts_config}" in *mini*) corpus_opt="--corpus espeak " ;; esac
     title="### Glow-TTS vs ESPnet's Tacotron2 and FastSpeech2 (${compare_set}, $(date '+%Y-%m-%d'))
 
-Same dump, token list (${token_tag}), features and test set; Tacotron2 and FastSpeech2
-trained for the Glow-TTS training time ($(( $(budget_seconds) / 60 )) min; stopped at the first epoch that reaches it)
-on $(nproc) CPU core(s)$( [ "${ngpu}" -gt 0 ] && echo " and ${ngpu} GPU(s)"); FastSpeech2 on Glow-TTS teacher durations. Griffin-Lim
-vocoder, scores from stage 9. Reproduce: \`./run.sh $( [ "${glow_tts_config}" = conf/tuning/train_glow_tts_mini.yaml ] && echo "--corpus espeak ")--compare true\`."
+Same dump, token list (${token_tag}), features and test set. Tacotron2 and FastSpeech2 were
+trained for the Glow-TTS training time ($(awk -v s="$(budget_seconds)" 'BEGIN { printf "%.1f", s / 60 }') min of ESPnet-reported
+train + valid time; each stopped at the first epoch that reached it) on ${hw};
+FastSpeech2 learnt its durations from Glow-TTS (teacher forcing, MAS). Griffin-Lim
+vocoder; scores from stage 9; RTF as decoded. Reproduce: \`./run.sh ${corpus_opt}--compare true\`."
     ${python} -m espnet_glowtts.bin.compare_report table --set "${compare_set}" \
         --model_file "${inference_model}" --title "${title}" \
         --system "Glow-TTS=${tts_exp}:${glow_decode}" \
