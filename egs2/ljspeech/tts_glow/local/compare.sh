@@ -282,10 +282,12 @@ if in_stages 6; then
     [ "${ngpu}" -gt 0 ] && hw+=" and ${ngpu} GPU(s)"
     corpus_opt=""
     case "${glow_tts_config}" in *mini*) corpus_opt="--corpus espeak " ;; esac
+    budget_text="the Glow-TTS training time"
+    [ "${budget_minutes}" = auto ] || budget_text="a fixed budget (--budget_minutes ${budget_minutes})"
     title="### Glow-TTS vs ESPnet's Tacotron2 and FastSpeech2 (${compare_set}, $(date '+%Y-%m-%d'))
 
 Same dump, token list (${token_tag}), features and test set. Tacotron2 and FastSpeech2 were
-trained for the Glow-TTS training time ($(awk -v s="$(budget_seconds)" 'BEGIN { printf "%.1f", s / 60 }') min of ESPnet-reported
+trained for ${budget_text} ($(awk -v s="$(budget_seconds)" 'BEGIN { printf "%.1f", s / 60 }') min of ESPnet-reported
 train + valid time; each stopped at the first epoch that reached it) on ${hw};
 FastSpeech2 learnt its durations from Glow-TTS (teacher forcing, MAS). Griffin-Lim
 vocoder; scores from stage 9; RTF as decoded. Reproduce: \`./run.sh ${corpus_opt}--compare true\`."
