@@ -76,5 +76,6 @@ if [ "${compare}" = true ]; then
     local/compare.sh --fs "${fs}" --n_fft "${n_fft}" --n_shift "${n_shift}" \
         --token_type "${token_type}" --g2p "${g2p}" --cleaner "${cleaner}" \
         --train_set "${train_set}" --valid_set "${valid_set}" --test_sets "${test_sets}" \
-        --glow_tts_config "${train_config}" "${REST[@]+"${REST[@]}"}"
+        --glow_tts_config "${train_config}" --inference_config "${inference_config}" \
+        --vocoder_config "${vocoder_config}" "${REST[@]+"${REST[@]}"}"
 fi

@@ -356,7 +356,10 @@ if [ "${stop_stage}" -ge 8 ]; then
         [ -d "${decode_dir}/${dset}/wav" ] || continue
         echo "  ${dset}: wavs   ${decode_dir}/${dset}/wav/"
         echo "  ${dset}: plots  ${decode_dir}/${dset}/images/"
-        [ -f "${decode_dir}/${dset}/scores.md" ] && echo "  ${dset}: scores ${decode_dir}/${dset}/scores.json, scores.md"
+        if [ -f "${decode_dir}/${dset}/scores.md" ]; then
+            echo "  ${dset}: scores ${decode_dir}/${dset}/scores.json, scores.md"
+        fi
     done
-    [ -f "${packed_model}" ] && echo "  packed model: ${packed_model}"
+    if [ -f "${packed_model}" ]; then echo "  packed model: ${packed_model}"; fi
 fi
+exit 0
