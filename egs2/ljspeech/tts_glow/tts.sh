@@ -76,15 +76,9 @@ for a in "$@"; do case "${a}" in -h|--help) usage; exit 0 ;; esac; done
 parse_options "${OPTIONS}" "$@"
 [ ${#REST[@]} -eq 0 ] || die "unknown option(s): ${REST[*]} (see --help)"
 
-case "${token_type}" in
-    phn) token_tag="phn_${g2p}" ;;
-    char) token_tag=char; g2p=none ;;
-    *) die "--token_type must be phn or char, got '${token_type}'" ;;
-esac
+derive_tts_names "${train_config}"
 [ -f "${train_config}" ] || die "--train_config ${train_config} not found"
 [ -f "${inference_config}" ] || die "--inference_config ${inference_config} not found"
-[ -n "${tts_exp}" ] || tts_exp="${expdir}/tts_$(basename "${train_config}" .yaml)_raw_${token_tag}"
-[ -n "${tts_stats_dir}" ] || tts_stats_dir="${expdir}/tts_stats_raw_${token_tag}"
 [ -n "${inference_tag}" ] || inference_tag="$(basename "${inference_config}" .yaml)_${inference_model%.pth}"
 [ -n "${packed_model}" ] || packed_model="${tts_exp}/model.zip"
 token_list="${dumpdir}/token_list/${token_tag}/tokens.txt"

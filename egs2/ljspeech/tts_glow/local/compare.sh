@@ -74,13 +74,7 @@ cd "$(dirname "$0")/.."
 parse_options "${OPTIONS}" "$@"
 [ ${#REST[@]} -eq 0 ] || log "ignoring options for tts.sh: ${REST[*]}"
 
-case "${token_type}" in
-    phn) token_tag="phn_${g2p}" ;;
-    char) token_tag=char; g2p=none ;;
-    *) die "--token_type must be phn or char, got '${token_type}'" ;;
-esac
-[ -n "${tts_exp}" ] || tts_exp="${expdir}/tts_$(basename "${glow_tts_config}" .yaml)_raw_${token_tag}"
-[ -n "${tts_stats_dir}" ] || tts_stats_dir="${expdir}/tts_stats_raw_${token_tag}"
+derive_tts_names "${glow_tts_config}"
 [ -n "${compare_dir}" ] || compare_dir="${expdir}/compare"
 [ -n "${compare_set}" ] || compare_set="${test_sets##* }"
 size=""

@@ -22,3 +22,16 @@ parse_options() {
         fi
     done
 }
+
+# Sourced names shared by tts.sh and local/compare.sh, so that both find the same directories:
+# `derive_tts_names CONFIG` sets token_tag (and g2p=none for characters), then tts_exp and
+# tts_stats_dir where they are still empty.
+derive_tts_names() {
+    case "${token_type}" in
+        phn) token_tag="phn_${g2p}" ;;
+        char) token_tag=char; g2p=none ;;
+        *) echo "ERROR: --token_type must be phn or char, got '${token_type}'" >&2; exit 2 ;;
+    esac
+    [ -n "${tts_exp}" ] || tts_exp="${expdir}/tts_$(basename "$1" .yaml)_raw_${token_tag}"
+    [ -n "${tts_stats_dir}" ] || tts_stats_dir="${expdir}/tts_stats_raw_${token_tag}"
+}
