@@ -33,7 +33,7 @@ text_list=""
 max_sentences=0
 num_dev=""
 num_eval=""
-compare=false                   # issue 5: also train ESPnet's Tacotron2/FastSpeech2 (hook below)
+compare=false                   # also train ESPnet's Tacotron2/FastSpeech2 and compare (below)
 
 . "${recipe_dir}/local/options.sh"
 parse_options "fs n_fft n_shift train_set valid_set test_sets token_type g2p cleaner
@@ -68,11 +68,10 @@ data_opts="--corpus ${corpus}"
     --local_data_opts "${data_opts}" \
     "${REST[@]+"${REST[@]}"}"
 
-# Hook for issue 5 (not implemented yet): with --compare true, local/compare.sh trains
-# ESPnet's Tacotron2 / FastSpeech2 on the same dump/raw, FastSpeech2 with the durations
-# that the trained Glow-TTS gives by teacher forcing. It gets the options used above.
+# With --compare true, local/compare.sh trains ESPnet's Tacotron2 / FastSpeech2 on the same
+# dump/raw, FastSpeech2 with the durations that the trained Glow-TTS gives by teacher
+# forcing. It gets the options used above.
 if [ "${compare}" = true ]; then
-    [ -x local/compare.sh ] || { echo "ERROR: --compare true needs local/compare.sh (issue 5)" >&2; exit 1; }
     local/compare.sh --fs "${fs}" --n_fft "${n_fft}" --n_shift "${n_shift}" \
         --token_type "${token_type}" --g2p "${g2p}" --cleaner "${cleaner}" \
         --train_set "${train_set}" --valid_set "${valid_set}" --test_sets "${test_sets}" \
