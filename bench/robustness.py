@@ -79,7 +79,7 @@ def main(cmd=None):
     parser.add_argument("--targets", nargs="+", type=int, default=list(TARGETS))
     parser.add_argument("--per_length", type=int, default=2, help="inputs per length")
     parser.add_argument("--vocoder_config", default="conf/griffin_lim.yaml")
-    parser.add_argument("--noise_scale", type=float, default=0.667, help="Glow-TTS")
+    parser.add_argument("--noise_scale", type=float, default=0.333, help="Glow-TTS")
     parser.add_argument("--chdir", default=None, help="run from here (the recipe dir)")
     parser.add_argument("--run_dir", default="exp/robustness", help="wavs and results")
     parser.add_argument("--out_md", default=None, help="default: RUN_DIR/robustness.md")

@@ -326,7 +326,7 @@ class GlowTTS(AbsTTS):
         sids: Optional[torch.Tensor] = None,
         lids: Optional[torch.Tensor] = None,
         durations: Optional[torch.Tensor] = None,
-        noise_scale: float = 0.667,
+        noise_scale: float = 0.333,
         length_scale: float = 1.0,
         use_teacher_forcing: bool = False,
         **kwargs,
@@ -342,7 +342,8 @@ class GlowTTS(AbsTTS):
             lids (Optional[LongTensor]): Language id (1,).
             durations (Optional[LongTensor]): Frames per input token (T_text,) to use
                 instead of the predicted ones.
-            noise_scale (float): Temperature of the prior sample (0 = deterministic).
+            noise_scale (float): Temperature of the prior sample (0 = deterministic; 0.333
+                as in the paper's MOS evaluation).
             length_scale (float): Duration multiplier (> 1 is slower).
             use_teacher_forcing (bool): Align ``feats`` with MAS and return its durations.
             kwargs: Other decoding options of ESPnet, unused.
@@ -376,7 +377,7 @@ class GlowTTS(AbsTTS):
         sids: Optional[torch.Tensor] = None,
         lids: Optional[torch.Tensor] = None,
         durations: Optional[torch.Tensor] = None,
-        noise_scale: float = 0.667,
+        noise_scale: float = 0.333,
         length_scale: float = 1.0,
         use_teacher_forcing: bool = False,
         **kwargs,

@@ -17,7 +17,7 @@ import soundfile as sf
 import espnet_glowtts  # noqa: F401  (registers glow_tts)
 
 
-def load(model_zip, noise_scale: float = 0.667, length_scale: float = 1.0, **kwargs):
+def load(model_zip, noise_scale: float = 0.333, length_scale: float = 1.0, **kwargs):
     from espnet2.bin.tts_inference import Text2Speech
     from espnet_model_zoo.downloader import ModelDownloader
 
@@ -33,7 +33,7 @@ def main(cmd=None):
     parser.add_argument("--text", action="append", required=True, help="repeatable")
     parser.add_argument("--out", required=True,
                         help="output wav (with several --text: out_1.wav, out_2.wav, ...)")
-    parser.add_argument("--noise_scale", type=float, default=0.667)
+    parser.add_argument("--noise_scale", type=float, default=0.333)
     parser.add_argument("--length_scale", type=float, default=1.0)
     args = parser.parse_args(cmd)
     tts = load(args.model, args.noise_scale, args.length_scale)
