@@ -29,6 +29,7 @@ def _extend_text2speech() -> None:
     only ``use_teacher_forcing``. After this, ``Text2Speech(..., noise_scale=...,
     length_scale=...)`` reaches a Glow-TTS model. ``speed_control_alpha``, ESPnet's
     duration multiplier for FastSpeech, is taken as ``length_scale`` when that is not given.
+    A ``noise_scale`` not given leaves the model's default (0.333).
     """
     from espnet2.bin.tts_inference import Text2Speech
 
@@ -44,13 +45,16 @@ def _extend_text2speech() -> None:
 
         if isinstance(self.tts, GlowTTS):
             bound = signature.bind(self, *args, **kwargs)
+            given = set(bound.arguments)
             bound.apply_defaults()
             options = bound.arguments
             self.decode_conf.update(
-                noise_scale=options["noise_scale"],
                 length_scale=(options["speed_control_alpha"] if length_scale is None
-                              else length_scale),
-            )
+                              else length_scale))
+            # Text2Speech's own default (0.667, for VITS) is not ours: without an explicit
+            # noise_scale the model's default applies.
+            if "noise_scale" in given:
+                self.decode_conf.update(noise_scale=options["noise_scale"])
 
     __init__._glowtts_extended = True
     Text2Speech.__init__ = __init__

@@ -177,6 +177,15 @@ def test_packed_model_loads_with_model_zoo_and_from_pretrained(experiment):
     per_call = tts("glow tts", decode_conf=dict(length_scale=2.0))
     torch.testing.assert_close(per_call["feat_gen"], direct["feat_gen"], rtol=0, atol=0)
 
+    # Without noise_scale, the model's default applies, not Text2Speech's 0.667 (VITS's).
+    default = Text2Speech(**files)
+    assert "noise_scale" not in default.decode_conf
+    torch.manual_seed(0)
+    sampled = default("glow tts")["feat_gen"]
+    torch.manual_seed(0)
+    expected = default.tts.inference(tokens)["feat_gen"]
+    torch.testing.assert_close(sampled, expected, rtol=0, atol=0)
+
 
 def test_checkpoints_are_written_atomically(tmp_path):
     from espnet_glowtts.bin.tts_train import atomic_torch_save
