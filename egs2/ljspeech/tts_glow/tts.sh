@@ -356,4 +356,3 @@ if [ "${stop_stage}" -ge 8 ]; then
     done
     if [ -f "${packed_model}" ]; then echo "  packed model: ${packed_model}"; fi
 fi
-exit 0
