@@ -56,6 +56,8 @@ def _extensions():
     )
 
 
+RECIPE_PACKAGE = "glowtts_recipe"
+
 REQUIRES = [
     # The tested set (see README): ESPnet's TTS task imports torchaudio, whose compiled part
     # loads only with the torch release it was built for.
@@ -82,8 +84,11 @@ setup(
     version="0.1.0",
     description="Glow-TTS as an ESPnet2 TTS model (registered as `glow_tts`)",
     python_requires=">=3.12",
-    packages=find_packages(include=["espnet_glowtts", "espnet_glowtts.*"]),
-    package_data={"espnet_glowtts": ["data/*.txt"]},  # the recipe's built-in sentences
+    # The model package, and the recipe tools that every egs2/*/tts_glow recipe shares
+    # (they live beside tts.sh in egs2/TEMPLATE/tts_glow, as ESPnet keeps its pyscripts).
+    packages=find_packages(include=["espnet_glowtts", "espnet_glowtts.*"]) + [RECIPE_PACKAGE],
+    package_dir={RECIPE_PACKAGE: f"egs2/TEMPLATE/tts_glow/{RECIPE_PACKAGE}"},
+    package_data={RECIPE_PACKAGE: ["data/*.txt"]},  # the built-in espeak-ng sentences
     ext_modules=_extensions(),
     cmdclass={"build_ext": BuildExtWithOpenMP},
     install_requires=REQUIRES,

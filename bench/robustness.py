@@ -6,7 +6,7 @@ about 260 characters while Glow-TTS stays flat. This script builds test inputs o
 length by concatenating held-out sentences (about 100, 250, 500 and 1000 characters),
 synthesises each with every model through ESPnet's ``Text2Speech`` (Griffin-Lim, as the
 recipe's decoding), transcribes the audio with the recipe's offline ASR (Whisper tiny.en
-through faster-whisper, ``espnet_glowtts.bin.score``) and reports CER per length.
+through faster-whisper, ``glowtts_recipe.score``) and reports CER per length.
 
     python bench/robustness.py --text egs2/ljspeech/tts_glow/dump/raw/eval1/text \\
         --model Glow-TTS=egs2/.../exp/tts_glow:train.loss.ave.pth \\
@@ -93,7 +93,7 @@ def main(cmd=None):
 
     import espnet_glowtts  # noqa: F401  (registers glow_tts)
     from espnet2.bin.tts_inference import Text2Speech
-    from espnet_glowtts.bin.score import error_rates, load_asr
+    from glowtts_recipe.score import error_rates, load_asr
 
     transcribe, asr_name = load_asr()
     if transcribe is None:

@@ -71,7 +71,7 @@ def test_teacher_durations_train_espnet_fastspeech2(corpus):
     """Durations from Glow-TTS load as ESPnet's FS2 data (text_int) and train it."""
     from espnet2.tasks.tts import TTSTask
 
-    from espnet_glowtts.bin.teacher_durations import main, read_durations
+    from glowtts_recipe.teacher_durations import main, read_durations
 
     # A Glow-TTS experiment as ESPnet writes it: config.yaml and a state dict.
     args = _tts_args(corpus, ["--tts", "glow_tts", "--tts_conf", yaml.safe_dump(TINY_GLOW)])
@@ -167,7 +167,7 @@ def test_peak_tensor_memory_counts_live_storage():
 def test_compare_report_readme_section_and_reporter_times(tmp_path):
     import datetime
 
-    from espnet_glowtts.bin.compare_report import BEGIN, END, _seconds, put_in_readme
+    from glowtts_recipe.compare_report import BEGIN, END, _seconds, put_in_readme
 
     assert _seconds({"__timedelta_seconds__": 12.5}) == 12.5
     assert _seconds(datetime.timedelta(minutes=1)) == 60.0 and _seconds(None) == 0.0
@@ -185,7 +185,7 @@ def test_robustness_inputs_grow_to_the_targets():
                                                   ROOT / "bench" / "robustness.py")
     robustness = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(robustness)
-    sentences = robustness.read_sentences(ROOT / "espnet_glowtts" / "data" / "sentences.txt")
+    sentences = robustness.read_sentences(ROOT / "egs2" / "TEMPLATE" / "tts_glow" / "glowtts_recipe" / "data" / "sentences.txt")
     assert len(sentences) > 100 and not any(s.startswith("#") for s in sentences)
     inputs = robustness.build_inputs(sentences[-30:], (100, 250, 500, 1000), per_length=2)
     assert len(inputs) == 8

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from espnet_glowtts.bin import (
+from glowtts_recipe import (
     decode_report,
     espeak_corpus,
     fetch_corpus,
@@ -24,7 +24,7 @@ from espnet_glowtts.bin import (
     format_data,
     prepare_data,
 )
-from espnet_glowtts.bin.datadir import DataError, main_guard, read_kv
+from glowtts_recipe.datadir import DataError, main_guard, read_kv
 
 FS = 22050
 

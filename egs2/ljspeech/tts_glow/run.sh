@@ -35,7 +35,7 @@ num_dev=""
 num_eval=""
 compare=false                   # also train ESPnet's Tacotron2/FastSpeech2 and compare (below)
 
-. "${recipe_dir}/local/options.sh"
+. "${recipe_dir}/scripts/options.sh"
 parse_options "fs n_fft n_shift train_set valid_set test_sets token_type g2p cleaner
     train_config inference_config vocoder_config corpus ljspeech_root text_list
     max_sentences num_dev num_eval compare" "$@"
@@ -68,11 +68,11 @@ data_opts="--corpus ${corpus}"
     --local_data_opts "${data_opts}" \
     "${REST[@]+"${REST[@]}"}"
 
-# With --compare true, local/compare.sh trains ESPnet's Tacotron2 / FastSpeech2 on the same
+# With --compare true, scripts/compare.sh trains ESPnet's Tacotron2 / FastSpeech2 on the same
 # dump/raw, FastSpeech2 with the durations that the trained Glow-TTS gives by teacher
 # forcing. It gets the options used above.
 if [ "${compare}" = true ]; then
-    local/compare.sh --fs "${fs}" --n_fft "${n_fft}" --n_shift "${n_shift}" \
+    scripts/compare.sh --fs "${fs}" --n_fft "${n_fft}" --n_shift "${n_shift}" \
         --token_type "${token_type}" --g2p "${g2p}" --cleaner "${cleaner}" \
         --train_set "${train_set}" --valid_set "${valid_set}" --test_sets "${test_sets}" \
         --glow_tts_config "${train_config}" --inference_config "${inference_config}" \

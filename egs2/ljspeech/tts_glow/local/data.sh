@@ -26,7 +26,7 @@ nj=2
 fs=22050
 
 . ./path.sh
-. ./local/options.sh
+. ./scripts/options.sh
 parse_options "corpus ljspeech_root download_dir ljspeech_url ljspeech_sha256 text_list
     max_sentences corpus_dir num_dev num_eval nj fs" "$@"
 if [ ${#REST[@]} -gt 0 ]; then
@@ -36,7 +36,7 @@ fi
 case "${corpus}" in
     ljspeech)
         if [ -z "${ljspeech_root}" ]; then
-            ljspeech_root=$(python -m espnet_glowtts.bin.fetch_corpus \
+            ljspeech_root=$(python -m glowtts_recipe.fetch_corpus \
                 --download_dir "${download_dir}" --url "${ljspeech_url}" \
                 --sha256 "${ljspeech_sha256}")
         fi
@@ -51,7 +51,7 @@ case "${corpus}" in
         fi
         opts=()
         [ -n "${text_list}" ] && opts+=(--text_list "${text_list}")
-        python -m espnet_glowtts.bin.espeak_corpus --out_dir "${corpus_dir}" --nj "${nj}" \
+        python -m glowtts_recipe.espeak_corpus --out_dir "${corpus_dir}" --nj "${nj}" \
             --max_sentences "${max_sentences}" "${opts[@]+"${opts[@]}"}"
         ljspeech_root="${corpus_dir}"
         num_dev=${num_dev:-10}; num_eval=${num_eval:-20}
@@ -59,6 +59,6 @@ case "${corpus}" in
     *) echo "ERROR: --corpus must be ljspeech or espeak, got '${corpus}'" >&2; exit 2 ;;
 esac
 
-python -m espnet_glowtts.bin.prepare_data --corpus_dir "${ljspeech_root}" --out_dir data \
+python -m glowtts_recipe.prepare_data --corpus_dir "${ljspeech_root}" --out_dir data \
     --fs "${fs}" --num_dev "${num_dev}" --num_eval "${num_eval}" \
     --sets tr_no_dev dev eval1

@@ -23,7 +23,7 @@ parse_options() {
     done
 }
 
-# Sourced names shared by tts.sh and local/compare.sh, so that both find the same directories:
+# Sourced names shared by tts.sh and scripts/compare.sh, so that both find the same directories:
 # `derive_tts_names CONFIG` sets token_tag (and g2p=none for characters), then tts_exp and
 # tts_stats_dir where they are still empty.
 derive_tts_names() {

@@ -4,7 +4,7 @@ A wav that already is ``--fs`` Hz mono 16-bit PCM is referenced where it is; any
 read, downmixed, resampled (polyphase) and written under ``<out_dir>/data/``. The output
 also has ``utt2num_samples`` (length at ``--fs``) and ``feats_type`` (``raw``).
 
-    python -m espnet_glowtts.bin.format_data --fs 22050 data/dev dump/raw/org/dev \
+    python -m glowtts_recipe.format_data --fs 22050 data/dev dump/raw/org/dev \
         [SRC_DIR OUT_DIR ...]
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from espnet_glowtts.bin.datadir import (
+from glowtts_recipe.datadir import (
     DataError,
     atomic_write,
     check_datadir,

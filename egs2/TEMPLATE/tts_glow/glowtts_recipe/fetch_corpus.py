@@ -6,7 +6,7 @@ only when the extraction finished and ``metadata.csv`` is there. A half-download
 or a half-extracted corpus is therefore never taken for a complete one; a rerun picks up
 where the last one stopped (a verified archive is not downloaded again).
 
-    python -m espnet_glowtts.bin.fetch_corpus --download_dir downloads
+    python -m glowtts_recipe.fetch_corpus --download_dir downloads
 """
 
 import argparse
@@ -19,7 +19,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from espnet_glowtts.bin.datadir import DataError, main_guard
+from glowtts_recipe.datadir import DataError, main_guard
 
 LJSPEECH_URL = "https://data.keithito.com/data/speech/LJSpeech-1.1.tar.bz2"
 LJSPEECH_SHA256 = "be1a30453f28eb8dd26af4101ae40cbf2c50413b1bb21936cbcdc6fae3de8aa5"

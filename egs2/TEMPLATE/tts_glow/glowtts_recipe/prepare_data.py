@@ -9,7 +9,7 @@ The split is LJSpeech's upstream one: the last ``num_dev + num_eval`` lines are 
 the first ``num_dev`` of those make ``dev`` and the rest ``eval1``; the others are
 ``tr_no_dev``.
 
-    python -m espnet_glowtts.bin.prepare_data --corpus_dir downloads/LJSpeech-1.1 --out_dir data
+    python -m glowtts_recipe.prepare_data --corpus_dir downloads/LJSpeech-1.1 --out_dir data
 """
 
 import argparse
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from espnet_glowtts.bin.datadir import DataError, main_guard, write_datadir
+from glowtts_recipe.datadir import DataError, main_guard, write_datadir
 
 SPEAKER = "LJ"
 MAX_LISTED = 20

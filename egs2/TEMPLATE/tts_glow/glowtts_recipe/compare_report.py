@@ -9,7 +9,7 @@ RTF, MCD, log-F0 RMSE, CER) from each system's experiment and its stage-9 scores
 (``<decode_dir>/<set>/scores.json``), written to ``--out`` and, between markers, into
 ``--readme``::
 
-    python -m espnet_glowtts.bin.compare_report table --set eval1 \\
+    python -m glowtts_recipe.compare_report table --set eval1 \\
         --system "Glow-TTS=exp/tts_glow:exp/tts_glow/decode_decode_train.loss.ave" \\
         --system "Tacotron2=exp/compare/tts_tacotron2:exp/compare/..." \\
         --out exp/compare/results.md --readme README.md
@@ -20,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from espnet_glowtts.bin.datadir import DataError, atomic_write, main_guard
+from glowtts_recipe.datadir import DataError, atomic_write, main_guard
 
 BEGIN, END = "<!-- compare.sh results: begin -->", "<!-- compare.sh results: end -->"
 

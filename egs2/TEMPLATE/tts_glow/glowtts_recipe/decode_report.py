@@ -10,7 +10,7 @@ data directory (``text``):
   utterance from the frames-per-second it logs in ``--log_dir``, vocoder included) over
   the duration of the audio.
 
-    python -m espnet_glowtts.bin.decode_report --train_config exp/tts/config.yaml \\
+    python -m glowtts_recipe.decode_report --train_config exp/tts/config.yaml \\
         --log_dir exp/tts/decode/log --data_dirs dump/raw/eval1 -- exp/tts/decode/eval1
 """
 
@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from espnet_glowtts.bin.datadir import atomic_write, main_guard, read_kv
-from espnet_glowtts.bin.filter_data import build_text_frontend
+from glowtts_recipe.datadir import atomic_write, main_guard, read_kv
+from glowtts_recipe.filter_data import build_text_frontend
 
 SPEED = re.compile(r"inference speed = ([0-9.]+) frames / sec")
 SIZE = re.compile(r"\) INFO: (\S+) \(size:\d+->(\d+)\)")

@@ -5,7 +5,7 @@
 # duration teacher and no external aligner is used.
 #
 #   ./run.sh --corpus espeak --compare true         # after (or with) the Glow-TTS stages
-#   local/compare.sh --glow_tts_config conf/tuning/train_glow_tts_mini.yaml \
+#   scripts/compare.sh --glow_tts_config conf/tuning/train_glow_tts_mini.yaml \
 #       [--budget_minutes auto|N] [--compare_stage 1 --compare_stop_stage 6]
 #
 # Stages:
@@ -70,7 +70,7 @@ for a in "$@"; do case "${a}" in -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,
 
 cd "$(dirname "$0")/.."
 . ./path.sh
-. ./local/options.sh
+. ./scripts/options.sh
 parse_options "${OPTIONS}" "$@"
 [ ${#REST[@]} -eq 0 ] || log "ignoring options for tts.sh: ${REST[*]}"
 
@@ -119,7 +119,7 @@ in_stages() { [ "$1" -ge "${compare_stage}" ] && [ "$1" -le "${compare_stop_stag
 if in_stages 1; then
     for dset in "${train_set}" "${valid_set}"; do
         log "stage 1: Glow-TTS teacher durations for ${dset} -> ${durations_dir}/${dset}/durations"
-        if ! ${python} -m espnet_glowtts.bin.teacher_durations \
+        if ! ${python} -m glowtts_recipe.teacher_durations \
                 --train_config "${tts_exp}/config.yaml" --model_file "${tts_exp}/${inference_model}" \
                 --data_dir "${dumpdir}/raw/${dset}" --out_dir "${durations_dir}/${dset}" \
                 --batch_size "${teacher_batch_size}" --ngpu "$(( ngpu > 0 ? 1 : 0 ))" \
@@ -280,7 +280,7 @@ trained for ${budget_text} ($(awk -v s="$(budget_seconds)" 'BEGIN { printf "%.1f
 train + valid time; each stopped at the first epoch that reached it) on ${hw};
 FastSpeech2 learnt its durations from Glow-TTS (teacher forcing, MAS). Griffin-Lim
 vocoder; scores from stage 9; RTF as decoded. Reproduce: \`./run.sh ${corpus_opt}--compare true\`."
-    ${python} -m espnet_glowtts.bin.compare_report table --set "${compare_set}" \
+    ${python} -m glowtts_recipe.compare_report table --set "${compare_set}" \
         --model_file "${inference_model}" --title "${title}" \
         --system "Glow-TTS=${tts_exp}:${glow_decode}" \
         --system "Tacotron2=${taco_exp}:$(decode_dir_of "${taco_exp}")" \

@@ -14,13 +14,13 @@ wav with the same feature settings (what ``_average_by_duration`` in ESPnet's pi
 energy extractors asserts). The frames of the blanks Glow-TTS inserts between tokens are
 given back to the neighbouring tokens. No external aligner is involved.
 
-    python -m espnet_glowtts.bin.teacher_durations \\
+    python -m glowtts_recipe.teacher_durations \\
         --train_config exp/tts_glow/config.yaml --model_file exp/tts_glow/train.loss.ave.pth \\
         --data_dir dump/raw/tr_no_dev --out_dir exp/teacher/tr_no_dev
 
 The features, tokens and normalisation are those of the Glow-TTS experiment, taken from its
 ``config.yaml``: a FastSpeech2 trained on these durations must use the same token list and
-feature settings (``local/compare.sh`` does).
+feature settings (``scripts/compare.sh`` does).
 """
 
 import argparse
@@ -32,7 +32,7 @@ from typing import Dict, List
 
 import numpy as np
 
-from espnet_glowtts.bin.datadir import DataError, atomic_write, main_guard, read_kv
+from glowtts_recipe.datadir import DataError, atomic_write, main_guard, read_kv
 
 
 def format_line(utt: str, durations) -> str:

@@ -6,7 +6,7 @@ transcript file. espeak-ng runs in ``--nj`` parallel processes. The corpus is bu
 ``OUT.partial`` (a rerun after an interruption keeps the finished wavs) and renamed to
 ``OUT`` only when every wav is written, so a half-built corpus is never taken for one.
 
-    python -m espnet_glowtts.bin.espeak_corpus --out_dir corpus/espeak --nj 2
+    python -m glowtts_recipe.espeak_corpus --out_dir corpus/espeak --nj 2
 """
 
 import argparse
@@ -22,13 +22,13 @@ from typing import List, Tuple
 
 import soundfile as sf
 
-from espnet_glowtts.bin.datadir import DataError, atomic_write, main_guard
+from glowtts_recipe.datadir import DataError, atomic_write, main_guard
 
 ESPEAK_FS = 22050  # espeak-ng's native output rate
 
 
 def default_sentence_list() -> Path:
-    return Path(str(resources.files("espnet_glowtts") / "data" / "sentences.txt"))
+    return Path(str(resources.files("glowtts_recipe") / "data" / "sentences.txt"))
 
 
 def read_sentences(path, max_sentences: int = 0) -> List[Tuple[str, str]]:

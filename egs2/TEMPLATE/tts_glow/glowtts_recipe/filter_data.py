@@ -8,7 +8,7 @@ decoder's squeeze factor, and ``2N + 1`` tokens for N input tokens when ``add_bl
 Tokens are counted with the same cleaner and g2p as training; ``add_blank`` and
 ``squeeze_factor`` are read from the training config.
 
-    python -m espnet_glowtts.bin.filter_data --train_config conf/train.yaml \\
+    python -m glowtts_recipe.filter_data --train_config conf/train.yaml \\
         --token_type phn --g2p espeak_ng_english_us_vits --cleaner tacotron \\
         dump/raw/org/tr_no_dev dump/raw/tr_no_dev [SRC_DIR OUT_DIR ...]
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from espnet_glowtts.bin.datadir import check_datadir, main_guard, read_kv, write_datadir
+from glowtts_recipe.datadir import check_datadir, main_guard, read_kv, write_datadir
 
 
 def build_text_frontend(token_type: str, g2p: str, cleaner: str):

