@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from espnet_glowtts import mas
+from espnet_glowtts.mas import search
 
 PEER_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "peers")
 PEER_PACKAGES = {  # pip name -> (module, function, layout)
@@ -199,10 +200,11 @@ def bench_shape(label, B, max_text, max_feats, peers, repeat, rows):
     band = int((t_text * (t_feats - t_text + 1)).sum())
     ours = mas.maximum_path(value, mask)
     t_ours = timeit(lambda: mas.maximum_path(value, mask), repeat)
-    threads = mas._auto_threads() if mas._core is not None else torch.get_num_threads()
+    core = search.default.core
+    threads = search.default.threads() if core is not None else torch.get_num_threads()
     load = os.getloadavg()[0]
     results = [("espnet_glowtts.mas", t_ours, threads, f"threads chosen at load {load:.1f}")]
-    n_max = mas._core.openmp_threads() if mas._core is not None else 1
+    n_max = core.openmp_threads() if core is not None else 1
     for n in sorted({1, n_max}):
         t_n = timeit(lambda: mas.maximum_path(value, mask, num_threads=n), repeat)
         results.append((f"espnet_glowtts.mas, {n} thread(s)", t_n, n, "(forced; not a peer)"))

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-import espnet_glowtts.mas as mas
-from espnet_glowtts.mas import log_likelihood, maximum_path, triton_path
+from espnet_glowtts.mas import backend, log_likelihood, maximum_path, search, triton_path
 from espnet_glowtts.mas.torch_path import maximum_path_torch
 
-needs_core = pytest.mark.skipif(mas._core is None, reason="compiled MAS core not built")
+needs_core = pytest.mark.skipif(
+    search.default.core is None, reason="compiled MAS core not built"
+)
 
 
 def reference_path(value: np.ndarray, t_x: int, t_y: int):
@@ -69,7 +70,7 @@ def reference_batch(value, t_text, t_feats):
 def all_paths(value, mask, t_text, t_feats):
     """The compiled core (if built), its serial run, and the torch path on CPU tensors."""
     out = {"torch": maximum_path_torch(value, t_text, t_feats)}
-    if mas._core is not None:
+    if search.default.core is not None:
         out["core"] = maximum_path(value, mask)
         out["core-1-thread"] = maximum_path(value, mask, num_threads=1)
     return out
@@ -204,18 +205,19 @@ def test_output_memory_is_reused_once_released():
     assert maximum_path(value, mask).data_ptr() == ptr  # no fresh pages to fault in
 
 
-def test_fallback_warns_and_agrees(monkeypatch):
+def test_fallback_warns_once_and_agrees():
     value, mask, t_text, t_feats = random_batch(13)
     ref, _ = reference_batch(value, t_text, t_feats)
-    monkeypatch.setattr(mas, "_core", None)
-    monkeypatch.setattr(mas, "_CORE_ERROR", "simulated", raising=False)
-    monkeypatch.setattr(mas, "_warned", False)
-    assert mas.backend() == "torch-fallback"
-    with pytest.warns(RuntimeWarning, match="pip install -e"):
-        path = maximum_path(value, mask)
+    without_core = search.MaximumPath(None, "simulated")
+    assert without_core.backend() == "torch-fallback"
+    with pytest.warns(RuntimeWarning, match=r"\(simulated\).*pip install -e"):
+        path = without_core(value, mask)
     assert torch.equal(path, ref)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert torch.equal(without_core(value, mask), ref)  # warned once only
     with pytest.raises(ValueError, match="item 0"):
-        maximum_path(torch.randn(1, 4, 3), torch.ones(1, 4, 3))
+        without_core(torch.randn(1, 4, 3), torch.ones(1, 4, 3))
 
 
 @pytest.mark.skipif(not triton_path.available(), reason="Triton not installed")
@@ -231,7 +233,7 @@ def test_triton_kernels_in_the_interpreter_match_reference():
 
 @needs_core
 def test_backend_names_the_compiled_core():
-    assert mas.backend().startswith("cython-")
+    assert backend().startswith("cython-")
 
 
 def direct_log_likelihood(z, mean, log_std):
