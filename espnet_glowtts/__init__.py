@@ -1,7 +1,14 @@
+# Copyright 2026 The espnet-glowtts authors
+#  Apache 2.0  (http://www.apache.org/licenses/LICENSE-2.0)
+
 """Glow-TTS for ESPnet2.
 
 Importing this package registers the model as ``glow_tts`` in ESPnet's TTS task and lets
 ``Text2Speech`` pass Glow-TTS its decoding options (``noise_scale``, ``length_scale``).
+
+Paper: Kim et al., "Glow-TTS: A Generative Flow for Text-to-Speech via Monotonic
+Alignment Search", NeurIPS 2020. Implementation facts follow the authors'
+github.com/jaywalnut310/glow-tts.
 """
 
 from espnet_glowtts.glow_tts import GlowTTS

@@ -1,4 +1,12 @@
-"""Glow-TTS duration predictor: log-durations from the detached text encoding."""
+# Copyright 2026 The espnet-glowtts authors
+#  Apache 2.0  (http://www.apache.org/licenses/LICENSE-2.0)
+
+"""Glow-TTS duration predictor: log-durations from the detached text encoding.
+
+Paper: Kim et al., "Glow-TTS: A Generative Flow for Text-to-Speech via Monotonic
+Alignment Search", NeurIPS 2020. Facts follow the authors' implementation,
+github.com/jaywalnut310/glow-tts (``models.DurationPredictor``).
+"""
 
 from typing import Optional
 

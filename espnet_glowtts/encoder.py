@@ -1,4 +1,12 @@
-"""Glow-TTS text encoder: embedding, conv prenet, relative-position transformer, prior."""
+# Copyright 2026 The espnet-glowtts authors
+#  Apache 2.0  (http://www.apache.org/licenses/LICENSE-2.0)
+
+"""Glow-TTS text encoder: embedding, conv prenet, relative-position transformer, prior.
+
+Paper: Kim et al., "Glow-TTS: A Generative Flow for Text-to-Speech via Monotonic
+Alignment Search", NeurIPS 2020. Facts follow the authors' implementation,
+github.com/jaywalnut310/glow-tts (``models.TextEncoder``, ``attentions.Encoder``).
+"""
 
 import math
 from typing import Tuple

@@ -1,7 +1,15 @@
+# Copyright 2026 The espnet-glowtts authors
+#  Apache 2.0  (http://www.apache.org/licenses/LICENSE-2.0)
+
 """Glow-TTS flow decoder: squeeze, then blocks of ActNorm, 1x1 conv and affine coupling.
 
 Every flow maps ``x -> z`` in the forward (training) direction and returns the log-determinant
 of that map per utterance; ``reverse=True`` applies the inverse (synthesis).
+
+Paper: Kim et al., "Glow-TTS: A Generative Flow for Text-to-Speech via Monotonic
+Alignment Search", NeurIPS 2020. Facts follow the authors' implementation,
+github.com/jaywalnut310/glow-tts (``models.FlowSpecDecoder``, ``modules.ActNorm``,
+``modules.InvConvNear``, ``attentions.CouplingBlock``, ``modules.WN``).
 """
 
 from typing import Optional, Tuple

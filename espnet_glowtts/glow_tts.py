@@ -1,4 +1,13 @@
-"""Glow-TTS (Kim et al., NeurIPS 2020) as an ESPnet2 TTS model."""
+# Copyright 2026 The espnet-glowtts authors
+#  Apache 2.0  (http://www.apache.org/licenses/LICENSE-2.0)
+
+"""Glow-TTS (Kim et al., NeurIPS 2020) as an ESPnet2 TTS model.
+
+Paper: Kim et al., "Glow-TTS: A Generative Flow for Text-to-Speech via Monotonic
+Alignment Search", NeurIPS 2020. Facts (architecture, defaults, losses) follow the
+authors' implementation, github.com/jaywalnut310/glow-tts (``models.FlowGenerator``);
+ESPnet's ``AbsTTS`` interface and ``force_gatherable`` are reused.
+"""
 
 import math
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union

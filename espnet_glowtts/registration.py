@@ -1,3 +1,6 @@
+# Copyright 2026 The espnet-glowtts authors
+#  Apache 2.0  (http://www.apache.org/licenses/LICENSE-2.0)
+
 """Plug Glow-TTS into ESPnet2: the TTS task's model choices and Text2Speech's options.
 
 ESPnet has no plugin entry points for espnet2 tasks, so registration happens when

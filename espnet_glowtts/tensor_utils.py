@@ -1,4 +1,13 @@
-"""Tensor helpers shared by the Glow-TTS modules."""
+# Copyright 2026 The espnet-glowtts authors
+#  Apache 2.0  (http://www.apache.org/licenses/LICENSE-2.0)
+
+"""Tensor helpers shared by the Glow-TTS modules.
+
+Paper: Kim et al., "Glow-TTS: A Generative Flow for Text-to-Speech via Monotonic
+Alignment Search", NeurIPS 2020. The path and blank helpers follow the authors'
+implementation, github.com/jaywalnut310/glow-tts (``commons.generate_path``,
+``intersperse``).
+"""
 
 from typing import Callable, Optional, Sequence
 

@@ -1,3 +1,6 @@
+# Copyright 2026 The espnet-glowtts authors
+#  Apache 2.0  (http://www.apache.org/licenses/LICENSE-2.0)
+
 """ESPnet's ``espnet2.bin.tts_inference`` with ``glow_tts`` registered.
 
 Adds ``--length_scale`` (duration multiplier) to ESPnet's options, so a decode yaml can

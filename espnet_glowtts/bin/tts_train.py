@@ -1,3 +1,6 @@
+# Copyright 2026 The espnet-glowtts authors
+#  Apache 2.0  (http://www.apache.org/licenses/LICENSE-2.0)
+
 """ESPnet's ``espnet2.bin.tts_train`` with ``glow_tts`` registered and atomic checkpoints.
 
 Use it wherever a recipe runs ``python -m espnet2.bin.tts_train`` (also as the command

@@ -1,4 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+# Copyright 2026 The espnet-glowtts authors
+#  Apache 2.0  (http://www.apache.org/licenses/LICENSE-2.0)
+
 """Monotonic Alignment Search: the compiled CPU core.
 
 The DP of Glow-TTS, ``Q[i, j] = v[i, j] + max(Q[i, j-1], Q[i-1, j-1])``, is run only on the band
@@ -23,6 +26,10 @@ Layout of the work for one item (T tokens, F frames):
 
 Items are distributed over OpenMP threads (largest first, dynamic schedule) with the GIL
 released. Value may have any strides (the caller's memory is read in place).
+
+Paper: Kim et al., "Glow-TTS: A Generative Flow for Text-to-Speech via Monotonic
+Alignment Search", NeurIPS 2020. Semantics and tie-breaking of the authors'
+``monotonic_align/core.pyx`` (github.com/jaywalnut310/glow-tts).
 """
 
 from cython.parallel cimport parallel, prange

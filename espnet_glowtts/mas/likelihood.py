@@ -1,4 +1,12 @@
-"""The value matrix of MAS: log-likelihood of every frame under every token's Gaussian."""
+# Copyright 2026 The espnet-glowtts authors
+#  Apache 2.0  (http://www.apache.org/licenses/LICENSE-2.0)
+
+"""The value matrix of MAS: log-likelihood of every frame under every token's Gaussian.
+
+Paper: Kim et al., "Glow-TTS: A Generative Flow for Text-to-Speech via Monotonic
+Alignment Search", NeurIPS 2020. Same value as the authors' ``models.FlowGenerator``
+(github.com/jaywalnut310/glow-tts), computed in one matmul.
+"""
 
 import math
 

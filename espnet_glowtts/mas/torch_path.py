@@ -1,9 +1,16 @@
+# Copyright 2026 The espnet-glowtts authors
+#  Apache 2.0  (http://www.apache.org/licenses/LICENSE-2.0)
+
 """Monotonic Alignment Search in plain torch, for CUDA tensors and as the CPU fallback.
 
 One frame per step, vectorised over the batch and the tokens: column j of the DP needs only
 column j-1, ``Q[:, i, j] = v[:, i, j] + max(Q[:, i, j-1], Q[:, i-1, j-1])``. Cells off the band
 (and padding, which may hold NaN/inf) are replaced by -inf once, so they never win a maximum.
 The arithmetic is the compiled core's (same dtype, same operations), so the paths are identical.
+
+Paper: Kim et al., "Glow-TTS: A Generative Flow for Text-to-Speech via Monotonic
+Alignment Search", NeurIPS 2020. Semantics and tie-breaking of the authors'
+``monotonic_align`` (github.com/jaywalnut310/glow-tts).
 """
 
 import torch

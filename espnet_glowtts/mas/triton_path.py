@@ -1,3 +1,6 @@
+# Copyright 2026 The espnet-glowtts authors
+#  Apache 2.0  (http://www.apache.org/licenses/LICENSE-2.0)
+
 """Monotonic Alignment Search on CUDA with Triton: two kernel launches instead of thousands.
 
 The torch path launches a few kernels per frame; this one runs the whole DP of an item in one
@@ -8,6 +11,10 @@ CPU core (``v + max(up, left)``, strict ``up > left``), so the paths are identic
 
 Only float32 values; the caller falls back to :mod:`torch_path` otherwise. The kernels are also
 run on CPU tensors through Triton's interpreter in the tests.
+
+Paper: Kim et al., "Glow-TTS: A Generative Flow for Text-to-Speech via Monotonic
+Alignment Search", NeurIPS 2020. Semantics and tie-breaking of the authors'
+``monotonic_align`` (github.com/jaywalnut310/glow-tts).
 """
 
 import torch
