@@ -1,5 +1,6 @@
 # Two commands set up a fresh machine:
 #   make test   venv (Python >= 3.12), install, build the MAS extension, run the test suite
+#   make lint   black + isort formatting check (what CI runs)
 #   make demo   the LJSpeech-style recipe end to end on a built-in espeak-ng corpus
 SHELL := /bin/bash
 VENV ?= .venv
@@ -7,7 +8,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test demo bench sysdeps clean
+.PHONY: install test lint demo bench sysdeps clean
 
 $(STAMP): setup.py pyproject.toml espnet_glowtts/mas/core.pyx
 	@python_exe=$$(tools/find_python.sh) || exit 1; \
@@ -32,6 +33,12 @@ sysdeps:
 test: install sysdeps
 	@set -o pipefail; $(PY) -m pytest $(PYTEST_ARGS) tests; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+# Formatting check (black + isort at ESPnet's line length 88, configured in pyproject.toml).
+LINT_PATHS := espnet_glowtts egs2/TEMPLATE/tts_glow/glowtts_recipe tests bench setup.py
+lint: install
+	$(PY) -m black --check $(LINT_PATHS)
+	$(PY) -m isort --check-only $(LINT_PATHS)
 
 # The recipe on the built-in espeak-ng corpus with the small CPU config (stages 1-10).
 # The offline ASR (extra "asr") gives the CER/WER of stage 9; without it the tables say so.

@@ -72,7 +72,8 @@ REQUIRES = [
 ]
 
 EXTRAS = {
-    "test": ["pytest", "pytest-timeout"],
+    # black and isort are pinned: `make lint` must not change verdict with a new release
+    "test": ["pytest", "pytest-timeout", "black==26.10.1", "isort==9.0.2"],
     # egs2 recipe: espeak-ng g2p (phonemizer), ESPnet's tacotron cleaner
     # (espnet-tts-frontend), scoring (pysptk, pyworld)
     "recipe": ["phonemizer", "espnet-tts-frontend", "soundfile", "scipy", "pysptk", "pyworld"],
