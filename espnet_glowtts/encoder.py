@@ -17,7 +17,13 @@ from torch.nn import functional as F
 
 
 class ChannelLayerNorm(nn.Module):
-    """LayerNorm over the channel axis of (B, C, T) tensors."""
+    """LayerNorm over the channel axis of (B, C, T) tensors.
+
+    Args:
+        channels (int): Channels C.
+        eps (float): Added to the variance (1e-4, the authors' value).
+
+    """
 
     def __init__(self, channels: int, eps: float = 1e-4):
         super().__init__()
@@ -26,12 +32,29 @@ class ChannelLayerNorm(nn.Module):
         self.beta = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise every frame over its channels.
+
+        Args:
+            x (Tensor): Input (B, C, T).
+
+        Returns:
+            Tensor: Output (B, C, T).
+
+        """
         x = F.layer_norm(x.transpose(1, -1), x.shape[1:2], self.gamma, self.beta, self.eps)
         return x.transpose(1, -1)
 
 
 class ConvPrenet(nn.Module):
-    """Residual conv stack before the transformer; starts as the identity."""
+    """Residual conv stack before the transformer; starts as the identity.
+
+    Args:
+        channels (int): Input and output channels.
+        num_layers (int): [conv -> LayerNorm -> ReLU -> dropout] layers.
+        kernel_size (int): Conv kernel.
+        dropout (float): Dropout rate.
+
+    """
 
     def __init__(self, channels: int, num_layers: int = 3, kernel_size: int = 5,
                  dropout: float = 0.5):
@@ -48,6 +71,16 @@ class ConvPrenet(nn.Module):
         nn.init.zeros_(self.proj.bias)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Add the conv stack's output to the embedded tokens.
+
+        Args:
+            x (Tensor): Embedded tokens (B, channels, T_text).
+            mask (Tensor): Valid positions (B, 1, T_text).
+
+        Returns:
+            Tensor: Output (B, channels, T_text), zero at padding.
+
+        """
         h = x
         for conv, norm in zip(self.convs, self.norms):
             h = self.dropout(torch.relu(norm(conv(h * mask))))
@@ -59,6 +92,13 @@ class RelativeSelfAttention(nn.Module):
 
     Offsets beyond ``window_size`` get no relative term; the 2 * window_size + 1 embeddings
     are shared across heads.
+
+    Args:
+        channels (int): Input and output channels.
+        num_heads (int): Heads (``channels`` must be divisible by it).
+        window_size (int): Largest relative offset with its own embedding.
+        dropout (float): Dropout on the attention weights.
+
     """
 
     def __init__(self, channels: int, num_heads: int, window_size: int = 4,
@@ -129,7 +169,15 @@ class RelativeSelfAttention(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """Two convolutions with ReLU, as the transformer's position-wise network."""
+    """Two convolutions with ReLU, as the transformer's position-wise network.
+
+    Args:
+        channels (int): Input and output channels.
+        filter_channels (int): Hidden channels.
+        kernel_size (int): Conv kernel.
+        dropout (float): Dropout rate.
+
+    """
 
     def __init__(self, channels: int, filter_channels: int, kernel_size: int,
                  dropout: float):
@@ -140,6 +188,16 @@ class FeedForward(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Apply conv -> ReLU -> dropout -> conv at every position.
+
+        Args:
+            x (Tensor): Input (B, channels, T_text).
+            mask (Tensor): Valid positions (B, 1, T_text).
+
+        Returns:
+            Tensor: Output (B, channels, T_text), zero at padding.
+
+        """
         h = self.dropout(torch.relu(self.conv1(x * mask)))
         return self.conv2(h * mask) * mask
 

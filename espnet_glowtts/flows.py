@@ -27,6 +27,10 @@ class ActNorm(nn.Module):
     On the first training batch, scale and bias are set so that the output of every channel
     is zero-mean and unit-variance over the valid frames (of all ranks, in distributed
     training). ``initialized`` is a buffer, so a loaded checkpoint never re-initialises.
+
+    Args:
+        channels (int): Channels of the input.
+
     """
 
     def __init__(self, channels: int):
@@ -52,6 +56,18 @@ class ActNorm(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, reverse: bool = False, **_
                 ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Apply ``exp(log_scale) * x + bias`` per channel (or its inverse).
+
+        Args:
+            x (Tensor): Input (B, channels, T).
+            mask (Tensor): Valid frames (B, 1, T).
+            reverse (bool): Apply the inverse (synthesis direction).
+
+        Returns:
+            Tensor: Output (B, channels, T), zero at padding.
+            Optional[Tensor]: Log-determinant (B,) in the forward direction, else None.
+
+        """
         if self.training and not reverse and not bool(self.initialized):
             self._initialize(x, mask)
         if reverse:
@@ -66,6 +82,11 @@ class InvertibleConv1x1(nn.Module):
     Channels are split into groups of ``group_size`` (half from each coupling half, so the
     coupling's split keeps mixing), and one ``group_size x group_size`` matrix, initialised
     orthogonal, is applied to every group.
+
+    Args:
+        channels (int): Channels of the input, a multiple of ``group_size``.
+        group_size (int): Channels mixed by one matrix (even).
+
     """
 
     def __init__(self, channels: int, group_size: int = 4):
@@ -98,6 +119,18 @@ class InvertibleConv1x1(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, reverse: bool = False, **_
                 ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Mix the channels of every group with the weight (or its inverse).
+
+        Args:
+            x (Tensor): Input (B, channels, T).
+            mask (Tensor): Valid frames (B, 1, T).
+            reverse (bool): Apply the inverse matrix (synthesis direction).
+
+        Returns:
+            Tensor: Output (B, channels, T), zero at padding.
+            Optional[Tensor]: Log-determinant (B,) in the forward direction, else None.
+
+        """
         weight = self.inverse_weight() if reverse else self.weight
         z = torch.einsum("ij,bjnt->bint", weight.to(x.dtype), self._to_groups(x))
         z = self._from_groups(z) * mask
@@ -129,11 +162,30 @@ class WeightNormConv1d(nn.Conv1d):
         return cached_tensor(self, "weight", [self.weight_v, self.weight_g], compute)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Convolve with the normalised weight.
+
+        Args:
+            x (Tensor): Input (B, in_channels, T).
+
+        Returns:
+            Tensor: Output (B, out_channels, T') as ``nn.Conv1d`` gives it.
+
+        """
         return self._conv_forward(x, self.normalized_weight(), self.bias)
 
 
 class WaveNet(nn.Module):
-    """Non-causal WaveNet stack: dilated convs, gated tanh * sigmoid, residual + skip."""
+    """Non-causal WaveNet stack: dilated convs, gated tanh * sigmoid, residual + skip.
+
+    Args:
+        channels (int): Hidden channels.
+        kernel_size (int): Kernel of the dilated convs (odd).
+        dilation_rate (int): Layer ``i`` has dilation ``dilation_rate ** i``.
+        num_layers (int): Layers.
+        global_channels (int): Global conditioning width (0 for none).
+        dropout (float): Dropout on the gated activations.
+
+    """
 
     def __init__(self, channels: int, kernel_size: int, dilation_rate: int, num_layers: int,
                  global_channels: int = 0, dropout: float = 0.0):
@@ -189,6 +241,17 @@ class AffineCoupling(nn.Module):
 
     z_b = m(x_a) + exp(logs(x_a)) * x_b; the output projection starts at zero, so each
     coupling starts as the identity.
+
+    Args:
+        channels (int): Channels of the input.
+        hidden_channels (int): WaveNet width.
+        kernel_size (int): WaveNet kernel.
+        dilation_rate (int): WaveNet dilation growth.
+        num_layers (int): WaveNet layers.
+        global_channels (int): Global conditioning width (0 for none).
+        dropout (float): WaveNet dropout.
+        sigmoid_scale (bool): Bound the scales with a sigmoid.
+
     """
 
     def __init__(self, channels: int, hidden_channels: int, kernel_size: int,
@@ -207,6 +270,19 @@ class AffineCoupling(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor, reverse: bool = False,
                 g: Optional[torch.Tensor] = None
                 ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Transform the second half of the channels conditioned on the first.
+
+        Args:
+            x (Tensor): Input (B, channels, T).
+            mask (Tensor): Valid frames (B, 1, T).
+            reverse (bool): Apply the inverse (synthesis direction).
+            g (Optional[Tensor]): Global conditioning (B, global_channels, 1).
+
+        Returns:
+            Tensor: Output (B, channels, T); the first half is ``x``'s, unchanged.
+            Optional[Tensor]: Log-determinant (B,) in the forward direction, else None.
+
+        """
         half = x.size(1) // 2
         x_a, x_b = x[:, :half], x[:, half:]
         h = self.wavenet(self.start(x_a) * mask, mask, g)

@@ -1,10 +1,19 @@
 # Copyright 2026 The espnet-glowtts authors
 #  Apache 2.0  (http://www.apache.org/licenses/LICENSE-2.0)
 
-"""ESPnet's ``espnet2.bin.tts_inference`` with ``glow_tts`` registered.
+r"""ESPnet's ``espnet2.bin.tts_inference`` with ``glow_tts`` registered.
 
 Adds ``--length_scale`` (duration multiplier) to ESPnet's options, so a decode yaml can
 hold ``noise_scale`` and ``length_scale`` for Glow-TTS.
+
+Usage (ESPnet's ``tts_inference`` options; ``--help`` lists them; ``tts.sh`` stage 8
+shows the complete command)::
+
+    python -m espnet_glowtts.bin.tts_inference \
+        --model_file exp/tts_train/train.loss.ave.pth \
+        --train_config exp/tts_train/config.yaml \
+        --data_path_and_name_and_type dump/raw/eval1/text,text,text \
+        --output_dir exp/tts_train/decode --noise_scale 0.333 --length_scale 1.0
 """
 
 import sys
@@ -15,6 +24,12 @@ from espnet2.bin import tts_inference as espnet_inference
 
 
 def get_parser():
+    """ESPnet's ``tts_inference`` parser plus ``--length_scale``.
+
+    Returns:
+        argparse.ArgumentParser: The parser.
+
+    """
     parser = espnet_inference.get_parser()
     parser.add_argument(
         "--length_scale", type=float, default=None,
@@ -25,6 +40,15 @@ def get_parser():
 
 
 def main(cmd: Optional[List[str]] = None):
+    """Parse the command line and run ESPnet's ``inference``.
+
+    Args:
+        cmd (Optional[List[str]]): Arguments; ``sys.argv[1:]`` when None.
+
+    Raises:
+        ValueError: If ``--length_scale`` and ``--speed_control_alpha`` disagree.
+
+    """
     print(espnet_inference.get_commandline_args(), file=sys.stderr)
     args = get_parser().parse_args(cmd)
     kwargs = vars(args)
