@@ -6,6 +6,7 @@
 Paper: Kim et al., "Glow-TTS: A Generative Flow for Text-to-Speech via Monotonic
 Alignment Search", NeurIPS 2020. Facts follow the authors' implementation,
 github.com/jaywalnut310/glow-tts (``models.TextEncoder``, ``attentions.Encoder``).
+ESPnet's ``LayerNorm`` is reused for the channel LayerNorm.
 """
 
 import math
@@ -13,11 +14,16 @@ from typing import Tuple
 
 import torch
 from torch import nn
-from torch.nn import functional as F
+
+from espnet2.legacy.nets.pytorch_backend.transformer.layer_norm import LayerNorm
 
 
-class ChannelLayerNorm(nn.Module):
-    """LayerNorm over the channel axis of (B, C, T) tensors.
+class ChannelLayerNorm(LayerNorm):
+    """ESPnet's LayerNorm over the channel axis of (B, C, T) tensors, with the authors' eps.
+
+    ESPnet's class fixes eps at 1e-12; the authors' 1e-4 differs visibly on near-silent
+    frames. The state dict keeps the names of release 0.1.0 (``gamma``, ``beta``), so models
+    packed by it load unchanged (``named_parameters`` gives ESPnet's ``weight``, ``bias``).
 
     Args:
         channels (int): Channels C.
@@ -25,24 +31,22 @@ class ChannelLayerNorm(nn.Module):
 
     """
 
+    _SAVED_NAMES = (("weight", "gamma"), ("bias", "beta"))
+
     def __init__(self, channels: int, eps: float = 1e-4):
-        super().__init__()
+        super().__init__(channels, dim=1)
         self.eps = eps
-        self.gamma = nn.Parameter(torch.ones(channels))
-        self.beta = nn.Parameter(torch.zeros(channels))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalise every frame over its channels.
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        for name, saved in self._SAVED_NAMES:
+            destination[prefix + saved] = destination.pop(prefix + name)
 
-        Args:
-            x (Tensor): Input (B, C, T).
-
-        Returns:
-            Tensor: Output (B, C, T).
-
-        """
-        x = F.layer_norm(x.transpose(1, -1), x.shape[1:2], self.gamma, self.beta, self.eps)
-        return x.transpose(1, -1)
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name, saved in self._SAVED_NAMES:
+            if prefix + saved in state_dict:
+                state_dict[prefix + name] = state_dict.pop(prefix + saved)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 class ConvPrenet(nn.Module):

@@ -8,6 +8,7 @@ import torch
 
 from conftest import make_batch, randomize_flows, tiny_glow_tts
 from espnet_glowtts import GlowTTS
+from espnet_glowtts.encoder import ChannelLayerNorm
 from espnet_glowtts.tensor_utils import (
     fold_blank_durations,
     intersperse_blank,
@@ -183,6 +184,22 @@ def test_state_dict_roundtrip_reproduces_inference_also_after_caches():
     other.load_state_dict(state, strict=True)
     torch.testing.assert_close(other.inference(text, sids=sids, noise_scale=0.0)["feat_gen"],
                                reference, rtol=0, atol=0)
+
+
+def test_channel_layer_norm_keeps_release_names_and_the_authors_eps():
+    # ESPnet's LayerNorm underneath; the state dict must stay loadable by/from release 0.1.0.
+    norm = ChannelLayerNorm(6)
+    assert list(norm.state_dict()) == ["gamma", "beta"]
+    gamma, beta = torch.randn(6), torch.randn(6)
+    norm.load_state_dict({"gamma": gamma, "beta": beta}, strict=True)
+    x = torch.randn(2, 6, 5) * torch.tensor([1.0, 0.003])[:, None, None]  # one near-silent item
+    mean = x.mean(1, keepdim=True)
+    var = x.var(1, unbiased=False, keepdim=True)
+    want = (x - mean) / torch.sqrt(var + 1e-4) * gamma[:, None] + beta[:, None]
+    torch.testing.assert_close(norm(x), want)
+    model = tiny_glow_tts()
+    names = [k for k in model.state_dict() if ".norm" in k]
+    assert names and all(k.endswith((".gamma", ".beta")) for k in names)
 
 
 def test_training_after_inference_still_learns():
