@@ -9,14 +9,15 @@
   coupling builds it (``residual_coupling.py``; here without its skip scaling, which
   Glow-TTS does not have), with our weights copied in.
 
-Times are medians of forward+backward on the current torch threads (use
-``OMP_NUM_THREADS=1`` for one thread).
+Times are medians on the current torch threads (use ``OMP_NUM_THREADS=1`` for one thread);
+the WaveNet timings alternate ours and ESPnet's call by call.
 
 Usage:
     OMP_NUM_THREADS=1 python bench/reuse.py [--repeat 5] [--batch 4] [--frames 400]
 """
 
 import argparse
+import copy
 import time
 import warnings
 
@@ -178,26 +179,40 @@ def wavenets(repeat, batch, frames):
           f"{sorted({'.'.join(k.split('.')[:3:2]) for k in theirs.net.state_dict()})}")
     ours.train(), theirs.train()
     xr = x.clone().requires_grad_()
-    t_ours = median_ms(fwd_bwd(ours, xr, mask, g), repeat)
-    t_esp = median_ms(fwd_bwd(theirs, xr, mask, g), repeat)
-    print(f"forward+backward, train mode (B={batch}, T={frames}): ours {t_ours:.1f} ms, "
-          f"ESPnet {t_esp:.1f} ms")
+    t = interleaved({"ours": fwd_bwd(ours, xr, mask, g), "ESPnet": fwd_bwd(theirs, xr, mask, g)},
+                    repeat)
+    print(f"forward+backward, train mode (B={batch}, T={frames}): ours {t['ours']:.1f} ms, "
+          f"ESPnet {t['ESPnet']:.1f} ms")
     ours.eval(), theirs.eval()
     with torch.no_grad():
-        t_ours = median_ms(lambda: ours(x, mask, g), repeat)
-        t_esp = median_ms(lambda: theirs(x, mask, g), repeat)
-    print(f"inference forward (no grad): ours {t_ours:.1f} ms, ESPnet {t_esp:.1f} ms")
+        t = interleaved({"ours": lambda: ours(x, mask, g), "ESPnet": lambda: theirs(x, mask, g)},
+                        repeat)
+    print(f"inference forward (no grad): ours {t['ours']:.1f} ms, ESPnet {t['ESPnet']:.1f} ms")
 
     print("\n## paper-size FlowDecoder (80 mels, 12 blocks), forward+backward, train mode")
     decoder = FlowDecoder(80)
+    swapped = copy.deepcopy(decoder)
+    for flow in swapped.flows[2::3]:
+        flow.wavenet = EspnetWaveNet(flow.wavenet, 5)
     y = torch.randn(batch, 80, 2 * frames)
     y_mask = sequence_mask(lengths * 2, 2 * frames)
-    t_ours = median_ms(fwd_bwd(decoder, y, y_mask), repeat)
-    for flow in decoder.flows[2::3]:
-        flow.wavenet = EspnetWaveNet(flow.wavenet, 5)
-    t_esp = median_ms(fwd_bwd(decoder, y, y_mask), repeat)
-    print(f"B={batch}, T_feats={2 * frames}: ours {t_ours:.0f} ms, with ESPnet's WaveNet "
-          f"{t_esp:.0f} ms")
+    t = interleaved({"ours": fwd_bwd(decoder, y, y_mask), "ESPnet": fwd_bwd(swapped, y, y_mask)},
+                    repeat)
+    print(f"B={batch}, T_feats={2 * frames}: ours {t['ours']:.0f} ms, with ESPnet's WaveNet "
+          f"{t['ESPnet']:.0f} ms")
+
+
+def interleaved(fns, repeat):
+    """Median ms of each function, calls alternated (a shared machine's load hits all alike)."""
+    times = {name: [] for name in fns}
+    for fn in fns.values():
+        fn()  # warm-up
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: sorted(t)[len(t) // 2] * 1e3 for name, t in times.items()}
 
 
 def main():

@@ -17,6 +17,10 @@ import torch
 def sequence_mask(lengths: torch.Tensor, max_length: Optional[int] = None) -> torch.Tensor:
     """Return a float mask of valid positions.
 
+    The same mask as ESPnet's ``make_non_pad_mask(lengths)[:, None]``, kept because that
+    one's traceable path builds a (T+1, T+1) matrix: 7x slower at T=870 and 0.8 s at
+    T=10000, where this is O(B T) (``bench/reuse.py``).
+
     Args:
         lengths (LongTensor): Lengths (B,).
         max_length (Optional[int]): Width of the mask; ``lengths.max()`` when omitted.
