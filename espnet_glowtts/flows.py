@@ -309,6 +309,16 @@ def squeeze(x: torch.Tensor, mask: torch.Tensor, factor: int
     """Fold ``factor`` consecutive frames into channels: (B, C, T) -> (B, C*factor, T/factor).
 
     T must be a multiple of ``factor``. A folded frame is valid when its last frame was.
+
+    Args:
+        x (Tensor): Input (B, C, T).
+        mask (Tensor): Valid frames (B, 1, T).
+        factor (int): Frames folded into one.
+
+    Returns:
+        Tensor: Folded input (B, C * factor, T / factor), zero at padding.
+        Tensor: Folded mask (B, 1, T / factor).
+
     """
     b, c, t = x.shape
     x = x.view(b, c, t // factor, factor).permute(0, 3, 1, 2).reshape(b, c * factor, -1)
@@ -318,7 +328,18 @@ def squeeze(x: torch.Tensor, mask: torch.Tensor, factor: int
 
 def unsqueeze(x: torch.Tensor, mask: torch.Tensor, factor: int
               ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Inverse of :func:`squeeze`."""
+    """Inverse of :func:`squeeze`.
+
+    Args:
+        x (Tensor): Folded input (B, C * factor, T / factor).
+        mask (Tensor): Folded mask (B, 1, T / factor).
+        factor (int): Frames folded into one.
+
+    Returns:
+        Tensor: Output (B, C, T), zero at padding.
+        Tensor: Mask (B, 1, T).
+
+    """
     b, c, t = x.shape
     x = x.view(b, factor, c // factor, t).permute(0, 2, 3, 1).reshape(b, c // factor, -1)
     mask = mask.unsqueeze(-1).expand(-1, -1, -1, factor).reshape(b, 1, -1)
