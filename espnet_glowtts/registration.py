@@ -1,5 +1,10 @@
 """Plug Glow-TTS into ESPnet2: the TTS task's model choices and Text2Speech's options.
 
+Registration also makes ESPnet's decoding route usable on this stack: vocoder files get
+checks with one-line errors and ESPnet-trained vocoders load (``espnet_glowtts.vocoder``),
+parallel-wavegan finds ``scipy.signal.kaiser`` again, offline imports print no nltk download
+errors, and text with nothing to speak is a ValueError.
+
 ESPnet has no plugin entry points for espnet2 tasks, so registration happens when
 ``espnet_glowtts`` is imported. Processes that ESPnet spawns re-import only ``__main__``,
 which is why the command-line wrappers in ``espnet_glowtts.bin`` import this package.
