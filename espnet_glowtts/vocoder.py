@@ -17,6 +17,7 @@ from typing import Any, Dict, Optional, Union
 
 import torch
 import yaml
+from typeguard import typechecked
 
 PathLike = Union[Path, str]
 
@@ -103,6 +104,7 @@ class ESPnetJointVocoder(torch.nn.Module):
         config_file: Its ``config.yaml`` (``tts: joint_text2wav``).
     """
 
+    @typechecked
     def __init__(self, model_file: PathLike, config_file: PathLike):
         super().__init__()
         from espnet2.tasks.gan_tts import GANTTSTask
