@@ -78,9 +78,9 @@ def test_synthesis_is_the_mean_and_spread_over_draws(decoded):
         assert r["spread"]["synthesis"][metric] == pytest.approx(np.std(values, ddof=1),
                                                                  abs=1e-3)
     assert r["per_draw"][0]["mcd"] < r["per_draw"][1]["mcd"]  # more noise, larger MCD
-    assert "mean ± std over 2 draws" in md and "n = 2" in md
+    assert "mean ± std over 2 decoding draws (n = 2" in md and "2 decoding draws;" in md
     mcd, sd = r["systems"]["synthesis"]["mcd"], r["spread"]["synthesis"]["mcd"]
-    assert f"| {mcd} ± {sd} |" in md
+    assert f"| synthesis (Glow-TTS) | {mcd} ± {sd} |" in md
     assert "reference -> features -> Griffin-Lim (4 iters)" in md
     assert r["systems"]["reference"]["dnsmos_ovrl"] > 1.0  # the recordings get DNSMOS too
 

@@ -379,11 +379,12 @@ def markdown(r: dict) -> str:
 
     has_asr = r["systems"]["synthesis"].get("cer") is not None
     has_mos = r["systems"]["synthesis"].get("dnsmos_ovrl") is not None
-    lines = [f"### {r['set']} ({r['utterances']} utterances; vocoder: {r['vocoder']})", "",
+    draws = f"{n} decoding draws" if n > 1 else "1 decoding draw"
+    lines = [f"### {r['set']} ({r['utterances']} utterances, {draws}; vocoder: "
+             f"{r['vocoder']})", "",
              "| system | MCD (dB) | log-F0 RMSE | CER (%) | WER (%) | DNSMOS SIG | "
              "DNSMOS BAK | DNSMOS OVRL |", "|---|---|---|---|---|---|---|---|"]
-    labels = dict(synthesis="synthesis (Glow-TTS)" + (f", mean ± std over {n} draws"
-                                                     if n > 1 else ", 1 draw"),
+    labels = dict(synthesis="synthesis (Glow-TTS)",
                   reference_vocoded=f"reference -> features -> {r['vocoder']}",
                   reference="reference recording")
     for name, label in labels.items():
@@ -397,8 +398,9 @@ def markdown(r: dict) -> str:
     lines.append(f"DNSMOS: {r['dnsmos']}" if has_mos
                  else f"DNSMOS not computed: {r['dnsmos']}")
     if n > 1:
-        lines.append(f"Synthesis: every metric per decoding draw, then mean ± sample "
-                     f"standard deviation over the n = {n} draws.")
+        lines.append(f"Synthesis: mean ± std over {n} decoding draws (n = {n}; every "
+                     "metric is computed per draw, the std is the sample standard "
+                     "deviation over draws).")
     if "cer_ratio_synthesis_over_reference_vocoded" in r:
         lines.append(f"CER ratio synthesis / reference through {r['vocoder']}: "
                      f"{r['cer_ratio_synthesis_over_reference_vocoded']}")
