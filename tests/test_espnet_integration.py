@@ -201,3 +201,126 @@ def test_checkpoints_are_written_atomically(tmp_path):
         torch.save({"epoch": 2, "w": torch.ones(3), "bad": Unpicklable()}, path)
     assert torch.load(path, weights_only=True)["epoch"] == 1  # the old one stays whole
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pth"]
+
+
+# ---------------------------------------------------------------------------------------
+# Neural vocoders (ESPnet's route) and first contact with Text2Speech
+# LJSpeech's rate and hop; n_fft stays 512, the size of the mel matrix in the checkpoint.
+LJ_FEATS = dict(fs=22050, hop_length=256, fmin=80, fmax=7600)
+
+
+def _config_variant(root: Path, name: str, **changes) -> str:
+    """exp/config.yaml with top-level entries (or feats_extract_conf keys) changed."""
+    conf = yaml.safe_load((root / "exp/config.yaml").read_text())
+    conf["feats_extract_conf"].update(changes.pop("feats", {}))
+    conf.update(changes)
+    (root / f"exp/{name}.yaml").write_text(yaml.safe_dump(conf))
+    return f"exp/{name}.yaml"
+
+
+def test_parallel_wavegan_hifigan_decodes_through_text2speech(experiment, monkeypatch):
+    from espnet2.bin.tts_inference import Text2Speech
+    from vocoder_checkpoints import write_pwg_hifigan
+
+    root = experiment["root"]
+    monkeypatch.chdir(root)
+    train_config = _config_variant(root, "config_lj", feats=LJ_FEATS)
+    pkl = write_pwg_hifigan(root / "pwg_hifigan", n_mels=20, n_fft=512)
+    tts = Text2Speech(train_config, "exp/2epoch.pth", vocoder_file=pkl, noise_scale=0.0)
+    assert type(tts.vocoder).__name__ == "ParallelWaveGANPretrainedVocoder"
+    assert tts.fs == 22050
+    out = tts("glow tts")
+    frames = out["feat_gen"].shape[0]
+    assert out["wav"].shape == (256 * frames,) and torch.isfinite(out["wav"]).all()
+    # the vocoder gets the denormalised features, as ESPnet hands every vocoder
+    torch.testing.assert_close(out["wav"], tts.vocoder(out["feat_gen_denorm"]))
+
+
+def test_vocoder_that_espnet_trained_decodes_through_text2speech(experiment, monkeypatch):
+    from espnet2.bin.tts_inference import Text2Speech
+
+    from espnet_glowtts.vocoder import ESPnetJointVocoder
+    from vocoder_checkpoints import write_espnet_joint_hifigan
+
+    root = experiment["root"]
+    monkeypatch.chdir(root)
+    train_config = _config_variant(root, "config_lj", feats=LJ_FEATS)
+    pth = write_espnet_joint_hifigan(root / "joint_hifigan", root / "joint_stats.npz",
+                                     n_mels=20, n_fft=512)
+    tts = Text2Speech(train_config, "exp/2epoch.pth", vocoder_file=pth, noise_scale=0.0)
+    assert isinstance(tts.vocoder, ESPnetJointVocoder) and tts.fs == 22050
+    out = tts("glow tts")
+    assert out["wav"].shape == (256 * out["feat_gen"].shape[0],)
+    assert torch.isfinite(out["wav"]).all() and out["wav"].abs().max() > 0
+
+
+def _one_line_error(excinfo, *fragments):
+    message = str(excinfo.value)
+    assert "\n" not in message, message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_vocoder_errors_name_the_file(experiment, monkeypatch):
+    from espnet2.bin.tts_inference import Text2Speech
+    from vocoder_checkpoints import write_pwg_hifigan
+
+    root = experiment["root"]
+    monkeypatch.chdir(root)
+    model = ("exp/config.yaml", "exp/2epoch.pth")  # 16 kHz, hop 128, fmin 80, fmax 7600
+    with pytest.raises(FileNotFoundError) as e:
+        Text2Speech(*model, vocoder_file="nowhere/voc.pkl")
+    _one_line_error(e, "nowhere/voc.pkl", "does not exist")
+
+    lj = write_pwg_hifigan(root / "voc_lj", n_mels=20)  # 22.05 kHz, hop 256
+    with pytest.raises(ValueError) as e:
+        Text2Speech(*model, vocoder_file=lj)
+    _one_line_error(e, str(root / "voc_lj/config.yml"), "fs 22050", "n_shift 256")
+
+    fmax = write_pwg_hifigan(root / "voc_fmax", fs=FS, hop=128, n_fft=512, n_mels=20,
+                             fmax=8000)
+    with pytest.raises(ValueError) as e:
+        Text2Speech(*model, vocoder_file=fmax)
+    _one_line_error(e, "fmax 8000 (vocoder) != 7600 (TTS features)")
+
+    matching = write_pwg_hifigan(root / "voc_16k", fs=FS, hop=128, n_fft=512, n_mels=20)
+    Text2Speech(*model, vocoder_file=matching)  # the same features load
+    griffin_lim = root / "griffin_lim.yaml"
+    griffin_lim.write_text(yaml.safe_dump(dict(griffin_lim_iters=8)))
+    with pytest.raises(ValueError) as e:
+        Text2Speech(*model, vocoder_file=matching, vocoder_config=griffin_lim)
+    _one_line_error(e, str(griffin_lim), "not a parallel_wavegan config")
+
+    (root / "voc_16k/config.yml").rename(root / "voc_16k/elsewhere.yml")
+    with pytest.raises(FileNotFoundError) as e:
+        Text2Speech(*model, vocoder_file=matching)
+    _one_line_error(e, str(matching), "config.yml")
+
+    with pytest.raises(ValueError) as e:
+        Text2Speech(*model, vocoder_file=griffin_lim)
+    _one_line_error(e, str(griffin_lim), "unknown format")
+
+
+def test_empty_or_unspeakable_text_is_a_value_error(experiment, monkeypatch):
+    from espnet2.bin.tts_inference import Text2Speech
+
+    root = experiment["root"]
+    monkeypatch.chdir(root)
+    # The same model behind ESPnet's espeak-ng phoneme front end, as the recipe packs it.
+    train_config = _config_variant(root, "config_phn", token_type="phn",
+                                   g2p="espeak_ng_english_us_vits", cleaner="tacotron")
+    tts = Text2Speech(train_config, "exp/2epoch.pth", noise_scale=0.0)
+    for text in ("", "   ", '"', "()"):
+        with pytest.raises(ValueError) as e:
+            tts(text)
+        _one_line_error(e, repr(text))
+    assert tts("hello")["feat_gen"].shape[0] > 0
+
+
+def test_import_prints_no_download_errors_and_lets_parallel_wavegan_load():
+    code = ("import espnet_glowtts, scipy.signal, parallel_wavegan.models\n"
+            "assert scipy.signal.kaiser is scipy.signal.windows.kaiser\n"
+            "import espnet2.text.phoneme_tokenizer as p; assert p.g2p_en is not None\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "[nltk_data]" not in result.stderr + result.stdout, result.stderr

