@@ -35,10 +35,12 @@ num_speakers=""                 # espeak: voices (default: 1)
 num_languages=""                # espeak: languages (default: 1)
 # After tts.sh
 compare=false                   # also train ESPnet's Tacotron2/FastSpeech2 and compare
+tacotron2_config=""             # --compare: default conf/tuning/train_tacotron2.yaml (espeak: _mini)
+fastspeech2_config=""           # --compare: default conf/tuning/train_fastspeech2.yaml (espeak: _mini)
 
 OPTIONS="fs n_fft n_shift train_set valid_set test_sets token_type g2p cleaner train_config
     inference_config corpus ljspeech_root text_list max_sentences num_dev num_eval
-    num_speakers num_languages compare"
+    num_speakers num_languages compare tacotron2_config fastspeech2_config"
 . "${recipe_dir}/scripts/options.sh"
 for a in "$@"; do
     case "${a}" in
@@ -58,13 +60,15 @@ parse_options "${OPTIONS}" "$@"
 [ -n "${ljspeech_root}" ] && ljspeech_root="$(realpath -m "${ljspeech_root}")"
 cd "${recipe_dir}"
 
+# The CPU-sized configs go with the small espeak corpus, the full ones with LJSpeech.
+size=""
+[ "${corpus}" = espeak ] && size=_mini
 if [ -z "${train_config}" ]; then
-    if [ "${corpus}" = espeak ]; then
-        train_config=conf/tuning/train_glow_tts_mini.yaml
-    else
-        train_config=conf/train.yaml
-    fi
+    train_config=conf/train.yaml   # -> tuning/train_glow_tts.yaml
+    [ "${corpus}" = espeak ] && train_config=conf/tuning/train_glow_tts_mini.yaml
 fi
+[ -n "${tacotron2_config}" ] || tacotron2_config=conf/tuning/train_tacotron2${size}.yaml
+[ -n "${fastspeech2_config}" ] || fastspeech2_config=conf/tuning/train_fastspeech2${size}.yaml
 data_opts="--corpus ${corpus}"
 [ -n "${ljspeech_root}" ] && data_opts+=" --ljspeech_root ${ljspeech_root}"
 [ -n "${text_list}" ] && data_opts+=" --text_list ${text_list}"
@@ -90,5 +94,6 @@ if [ "${compare}" = true ]; then
         --token_type "${token_type}" --g2p "${g2p}" --cleaner "${cleaner}" \
         --train_set "${train_set}" --valid_set "${valid_set}" --test_sets "${test_sets}" \
         --glow_tts_config "${train_config}" --inference_config "${inference_config}" \
-        "${REST[@]+"${REST[@]}"}"
+        --tacotron2_config "${tacotron2_config}" --fastspeech2_config "${fastspeech2_config}" \
+        --reproduce "./run.sh --corpus ${corpus} --compare true" "${REST[@]+"${REST[@]}"}"
 fi
