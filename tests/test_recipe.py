@@ -239,6 +239,79 @@ def test_packed_model_loads_and_speaks(recipe):
     assert out["wav"].numel() > 1000 and out["duration"].min() >= 1
 
 
+def test_teacher_forcing_writes_a_teacher_dump_fastspeech2_trains_from(recipe):
+    root = recipe["root"]
+    assert "stage 7: decoding tr_no_dev dev eval1" in recipe["teacher"]  # train/valid too
+    for s in ("tr_no_dev", "dev", "eval1"):
+        texts = dict(line.split(" ", 1) for line in
+                     (root / "dump/raw" / s / "text").read_text().splitlines())
+        samples = dict(line.split() for line in
+                       (root / "dump/raw" / s / "utt2num_samples").read_text().splitlines())
+        lines = (root / TEACHER / s / "durations").read_text().splitlines()
+        assert sorted(x.split()[0] for x in lines) == sorted(texts)
+        for line in lines:  # FastSpeech2's text_int: tokens + <sos/eos> (0), sum = frames
+            utt, *d = line.split()
+            d = [int(x) for x in d]
+            assert d[-1] == 0 and min(d[:-1]) >= 0
+            assert sum(d) == int(samples[utt]) // 256 + 1
+    assert not (root / TEACHER / "stages" / "7.score.done").exists()
+    # ESPnet's FastSpeech2 read it through tts.sh stages 5-6 (--teacher_dumpdir) and trained.
+    student = root / f"exp/tts_tiny_fs2_raw_{TOKENS}"
+    assert (root / "exp/tts_stats_fs2/train/pitch_stats.npz").is_file()
+    assert (student / "1epoch.pth").is_file()
+    log = (student / "train.log").read_text()
+    assert f"{TEACHER}/tr_no_dev/durations,durations,text_int" in log
+    assert "duration_loss=" in log
+
+
+def test_fine_tuning_starts_a_new_experiment_in_two_cpu_processes(recipe):
+    root = recipe["root"]
+    out, exp = recipe["finetune"], root / FINETUNED
+    assert f"initial weights from {PRETRAINED}" in out
+    assert "2 CPU processes" in out
+    assert (exp / "4epoch.pth").is_file() and (exp / "init_param").read_text().strip() == PRETRAINED
+    log = (exp / "train.log").read_text()
+    assert "The training was resumed" not in log  # a new run, not the old checkpoint
+    assert f"Loading pretrained params from {PRETRAINED}" in log  # ESPnet's --init_param
+    assert ":0/2] " in log  # ESPnet's log prefix: rank 0 of a world of 2 processes
+    # The original experiment was not touched.
+    assert (root / EXP / "init_param").read_text().strip() == ""
+
+
+def test_help_and_one_line_errors(recipe):
+    root = recipe["root"]
+
+    def fails(*args) -> str:
+        proc = run(root, *args, check=False)
+        assert proc.returncode != 0, args
+        errors = [x for x in proc.stdout.splitlines() if "ERROR" in x]
+        assert len(errors) == 1, proc.stdout[-2000:]
+        return errors[0]
+
+    for script in ("./run.sh", "./tts.sh"):
+        proc = subprocess.run([script, "--help"], cwd=root, env=env(), text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert proc.returncode == 0
+        for option in ("--fmin", "--fmax", "--ngpu", "--teacher_dumpdir", "--vocoder_file"):
+            assert option in proc.stdout
+    assert "--num_speakers" in subprocess.run(["./run.sh", "--help"], cwd=root, env=env(),
+                                              text=True, stdout=subprocess.PIPE).stdout
+    assert "unknown option --no_such_option" in fails("--no_such_option", "1")
+    assert "--feats_type fbank is not supported" in fails("--feats_type", "fbank")
+    assert "--download_model x is not supported" in fails("--download_model", "x")
+    assert "--vocoder_file nope.pkl not found" in fails("--stage", "7", "--vocoder_file",
+                                                       "nope.pkl")
+    assert "needs a cluster" in fails("--stage", "6", "--num_nodes", "2")
+    # A teacher dump that lacks an utterance of the training set.
+    bad = root / "exp/bad_teacher"
+    shutil.copytree(root / TEACHER, bad)
+    lines = (bad / "tr_no_dev/durations").read_text().splitlines()
+    (bad / "tr_no_dev/durations").write_text("\n".join(lines[1:]) + "\n")
+    error = fails("--stage", "5", "--stop_stage", "5", "--train_config", "conf/tiny_fs2.yaml",
+                  "--teacher_dumpdir", "exp/bad_teacher", "--tts_stats_dir", "exp/bad_stats")
+    assert "exp/bad_teacher/tr_no_dev/durations" in error and "1 missing" in error
+
+
 def test_rerun_of_finished_stages_changes_nothing(recipe):
     root = recipe["root"]
     before = snapshot(root)
