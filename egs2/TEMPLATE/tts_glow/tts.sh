@@ -65,8 +65,8 @@ f0max=400
 # X-vectors
 use_xvector=false        # external speaker embeddings as input (alias: --use_spk_embed)
 xvector_tool=resemblyzer # resemblyzer | espnet | speechbrain | file (see xvector_opts)
-xvector_model=""         # pretrained model of the espnet/speechbrain tools
-xvector_opts=""          # more options of glowtts_recipe.extract_xvector, e.g. --embeddings FILE
+xvector_model=""         # local model of the espnet/speechbrain tools (no download here)
+xvector_opts=""          # [ours] more extract_xvector options; tool file: "--embeddings FILE"
 # Vocabulary
 oov="<unk>"
 blank="<blank>"
@@ -344,7 +344,7 @@ if begin_stage 2 1 "${skip_data_prep}" "format wav.scp: data/ -> ${data_feats}" 
         for dset in ${all_sets}; do
             log "stage 2+: x-vectors (${xvector_tool}): ${dset} -> ${dumpdir}/xvector/${dset}"
             _opts=()
-            [ -n "${xvector_model}" ] && _opts+=(--pretrained_model "${xvector_model}")
+            [ -n "${xvector_model}" ] && _opts+=(--model "${xvector_model}")
             # shellcheck disable=SC2086
             run_logged "${expdir}/xvector.${dset}.log" ${python} -m glowtts_recipe.extract_xvector \
                 --tool "${xvector_tool}" "${_opts[@]+"${_opts[@]}"}" ${xvector_opts} \
@@ -587,7 +587,8 @@ elif begin_stage 7s 7 "${skip_eval}" "scoring ${decode_dir}" "${score_asr} ${voc
             ${python} -c "import glowtts_recipe.speaker_scores" 2>/dev/null; then
         # shellcheck disable=SC2086
         ${python} -m glowtts_recipe.speaker_scores --decode_dir "${decode_dir}" \
-            --data_root "${data_feats}" ${test_sets} 2>&1 | noise_filter | tee "${decode_dir}/speaker_scores.log" >&2
+            --data_root "${data_feats}" --fs "${fs}" --n_fft "${n_fft}" --n_shift "${n_shift}" \
+            ${test_sets} 2>&1 | noise_filter | tee "${decode_dir}/speaker_scores.log" >&2
     fi
     end_stage 7s
 fi
