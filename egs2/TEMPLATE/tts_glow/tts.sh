@@ -315,6 +315,9 @@ if begin_stage 2 1 "${skip_data_prep}" "format wav.scp: data/ -> ${data_feats}" 
     for dset in ${all_sets}; do pairs+=("data/${dset}" "$(set_dir_of "${dset}")"); done
     ${python} -m glowtts_recipe.format_data --fs "${fs}" "${pairs[@]}" 2>&1 | noise_filter \
         | tee "${expdir}/format_data.log"
+    for dset in ${all_sets}; do  # as Kaldi's copy_data_dir.sh: utt2lang goes along
+        if [ -f "data/${dset}/utt2lang" ]; then cp "data/${dset}/utt2lang" "$(set_dir_of "${dset}")/utt2lang"; fi
+    done
     # Ids as ESPnet numbers them: 0 is <unk>, then the training set's speakers (languages)
     # in sorted order from 1. An utterance of another set whose speaker (language) the
     # training set lacks is an error: the model has no embedding for it.
