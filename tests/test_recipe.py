@@ -312,6 +312,23 @@ def test_help_and_one_line_errors(recipe):
     assert "exp/bad_teacher/tr_no_dev/durations" in error and "1 missing" in error
 
 
+def test_decoding_with_a_parallel_wavegan_vocoder(recipe):
+    """./run.sh --vocoder_file X.pkl: a HiFi-GAN checkpoint of the parallel_wavegan package
+    (random weights, its config.yml beside it) decodes and scores through stage 7."""
+    checkpoints = pytest.importorskip("vocoder_checkpoints")  # tests/vocoder_checkpoints.py
+    root = recipe["root"]
+    pkl = checkpoints.write_pwg_hifigan(root / "hifigan", fs=22050, hop=256, n_mels=80)
+    run(root, "--stage", "7", "--stop_stage", "7", "--vocoder_file", str(pkl),
+        "--inference_tag", "decode_hifigan", "--score_seeds", "1")
+    d = root / EXP / "decode_hifigan" / "eval1"
+    shapes = dict(x.split() for x in (d / "speech_shape").read_text().splitlines())
+    for utt, shape in shapes.items():
+        info = sf.info(str(d / "wav" / f"{utt}.wav"))
+        assert info.samplerate == 22050
+        assert info.frames == int(shape.split(",")[0]) * 256  # HiFi-GAN: 256 samples a frame
+    assert (d / "scores.json").is_file()
+
+
 def test_rerun_of_finished_stages_changes_nothing(recipe):
     root = recipe["root"]
     before = snapshot(root)
