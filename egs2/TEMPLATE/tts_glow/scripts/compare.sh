@@ -49,6 +49,8 @@ python=python
 dumpdir=dump
 expdir=exp
 tts_exp=""                 # the Glow-TTS experiment (default: as tts.sh names it)
+tag=""                     # tts.sh's --tag and --train_args of the Glow-TTS run (its name)
+train_args=""
 tts_stats_dir=""
 inference_config=conf/decode.yaml
 inference_model=train.loss.ave.pth
@@ -69,7 +71,7 @@ reproduce="./run.sh --compare true"   # the command the table says reproduces it
 readme=README.md
 
 OPTIONS="fs n_fft n_shift win_length fmin fmax n_mels token_type g2p cleaner train_set valid_set test_sets
-    glow_tts_config ngpu nj python dumpdir expdir tts_exp tts_stats_dir inference_config
+    glow_tts_config ngpu nj python dumpdir expdir tts_exp tag train_args tts_stats_dir inference_config
     inference_model inference_tag griffin_lim_config vocoder_file score_seeds score_asr
     compare_stage compare_stop_stage compare_dir budget_minutes tacotron2_config
     fastspeech2_config compare_set reproduce readme"
@@ -83,7 +85,8 @@ parse_options "${OPTIONS}" "$@"
 
 [ "${token_type}" = char ] && g2p=none
 ttag=$(token_tag "${token_type}" "${cleaner}" "${g2p}")
-[ -n "${tts_exp}" ] || tts_exp="${expdir}/tts_$(tts_tag "${glow_tts_config}" raw "${ttag}" "")"
+[ -n "${tag}" ] || tag=$(tts_tag "${glow_tts_config}" raw "${ttag}" "${train_args}")
+[ -n "${tts_exp}" ] || tts_exp="${expdir}/tts_${tag}"
 [ -n "${tts_stats_dir}" ] || tts_stats_dir="${expdir}/tts_stats_raw_${ttag}"
 [ -n "${compare_dir}" ] || compare_dir="${expdir}/compare"
 [ -n "${compare_set}" ] || compare_set="${test_sets##* }"
