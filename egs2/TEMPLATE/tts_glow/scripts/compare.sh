@@ -9,12 +9,15 @@
 #       [--budget_minutes auto|N] [--compare_stage 1 --compare_stop_stage 6]
 #
 # Stages:
-#   1 teacher durations for the training and validation sets (espnet_glowtts.bin.
-#     teacher_durations): <compare_dir>/durations/<set>/durations, "utt d_1 ... d_N 0"
-#   2 FastSpeech2 statistics (features, token-averaged pitch and energy)
+#   1 teacher dump: tts.sh stage 7 with --inference_args "--use_teacher_forcing true" decodes
+#     the training, validation and test sets with the trained Glow-TTS (MAS on the real
+#     features): <tts_exp>/<inference_tag>/<set>/durations, ESPnet's teacher-dump layout
+#   2 FastSpeech2 statistics: tts.sh stage 5 with --teacher_dumpdir (features, token-averaged
+#     pitch and energy) into <compare_dir>/fs2_stats
 #   3 train Tacotron2          } each for the Glow-TTS training time (--budget_minutes auto:
-#   4 train FastSpeech2        } its reporter's train + valid time), stopped between epochs
-#   5 decode and score both with tts.sh stages 8-9 (Griffin-Lim, MCD, log-F0 RMSE, CER, RTF)
+#   4 train FastSpeech2        } its reporter's train + valid time), stopped between epochs;
+#                                FastSpeech2 reads the teacher dump as tts.sh stage 6 does
+#   5 decode and score both with tts.sh stage 7 (Griffin-Lim, MCD, log-F0 RMSE, CER, RTF)
 #   6 one table (model, params, train steps in budget, RTF, MCD, log-F0 RMSE, CER) into
 #     <compare_dir>/results.md and the recipe's README.md
 # Run.sh passes its corpus/token options and the tts.sh options it was given; tts.sh
@@ -29,6 +32,9 @@ fs=22050
 n_fft=1024
 n_shift=256
 win_length=""
+fmin=80
+fmax=7600
+n_mels=80
 token_type=phn
 g2p=espeak_ng_english_us_vits
 cleaner=tacotron
@@ -43,30 +49,33 @@ python=python
 dumpdir=dump
 expdir=exp
 tts_exp=""                 # the Glow-TTS experiment (default: as tts.sh names it)
+tag=""                     # tts.sh's --tag and --train_args of the Glow-TTS run (its name)
+train_args=""
 tts_stats_dir=""
 inference_config=conf/decode.yaml
 inference_model=train.loss.ave.pth
 inference_tag=""
-vocoder_config=conf/griffin_lim.yaml
-vocoder_file=""
+griffin_lim_config=conf/griffin_lim.yaml
+vocoder_file=none
+score_seeds=3
 score_asr=auto
 # This script
 compare_stage=1
 compare_stop_stage=6
 compare_dir=""             # default: ${expdir}/compare
 budget_minutes=auto        # auto: the Glow-TTS training time (its reporter's); or minutes
-tacotron2_config=""        # default: the mini configs for a mini Glow-TTS, else full size
-fastspeech2_config=""
+tacotron2_config=conf/tuning/train_tacotron2.yaml
+fastspeech2_config=conf/tuning/train_fastspeech2.yaml
 compare_set=""             # test set of the table (default: the last of test_sets)
-teacher_batch_size=8
+reproduce="./run.sh --compare true"   # the command the table says reproduces it
 readme=README.md
 
-OPTIONS="fs n_fft n_shift win_length token_type g2p cleaner train_set valid_set test_sets
-    glow_tts_config ngpu nj python dumpdir expdir tts_exp tts_stats_dir inference_config
-    inference_model inference_tag vocoder_config vocoder_file score_asr compare_stage compare_stop_stage
-    compare_dir budget_minutes tacotron2_config fastspeech2_config
-    compare_set teacher_batch_size readme"
-for a in "$@"; do case "${a}" in -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac; done
+OPTIONS="fs n_fft n_shift win_length fmin fmax n_mels token_type g2p cleaner train_set valid_set test_sets
+    glow_tts_config ngpu nj python dumpdir expdir tts_exp tag train_args tts_stats_dir inference_config
+    inference_model inference_tag griffin_lim_config vocoder_file score_seeds score_asr
+    compare_stage compare_stop_stage compare_dir budget_minutes tacotron2_config
+    fastspeech2_config compare_set reproduce readme"
+for a in "$@"; do case "${a}" in -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac; done
 
 cd "$(dirname "$0")/.."
 . ./path.sh
@@ -74,28 +83,40 @@ cd "$(dirname "$0")/.."
 parse_options "${OPTIONS}" "$@"
 [ ${#REST[@]} -eq 0 ] || log "ignoring options for tts.sh: ${REST[*]}"
 
-derive_tts_names "${glow_tts_config}"
+[ "${token_type}" = char ] && g2p=none
+ttag=$(token_tag "${token_type}" "${cleaner}" "${g2p}")
+[ -n "${tag}" ] || tag=$(tts_tag "${glow_tts_config}" raw "${ttag}" "${train_args}")
+[ -n "${tts_exp}" ] || tts_exp="${expdir}/tts_${tag}"
+[ -n "${tts_stats_dir}" ] || tts_stats_dir="${expdir}/tts_stats_raw_${ttag}"
 [ -n "${compare_dir}" ] || compare_dir="${expdir}/compare"
 [ -n "${compare_set}" ] || compare_set="${test_sets##* }"
-size=""
-case "$(basename "${glow_tts_config}")" in *mini*) size=_mini ;; esac
-[ -n "${tacotron2_config}" ] || tacotron2_config="conf/tuning/train_tacotron2${size}.yaml"
-[ -n "${fastspeech2_config}" ] || fastspeech2_config="conf/tuning/train_fastspeech2${size}.yaml"
 for f in "${tacotron2_config}" "${fastspeech2_config}" "${inference_config}"; do
     [ -f "${f}" ] || die "${f} not found"
 done
-[ -n "${inference_tag}" ] || inference_tag="$(basename "${inference_config}" .yaml)_${inference_model%.pth}"
-glow_decode="${tts_exp}/${inference_tag}"   # as tts.sh names it
-token_list="${dumpdir}/token_list/${token_tag}/tokens.txt"
+[ -n "${inference_tag}" ] || inference_tag=$(inference_tag "${inference_config}" "" "${inference_model}")
+glow_decode="${tts_exp}/${inference_tag}"
+teacher_args="--use_teacher_forcing true"
+teacher_dir="${tts_exp}/$(inference_tag "${inference_config}" "${teacher_args}" "${inference_model}")"
+token_list="${dumpdir}/token_list/${ttag}/tokens.txt"
 taco_exp="${compare_dir}/tts_$(basename "${tacotron2_config}" .yaml)"
 fs2_exp="${compare_dir}/tts_$(basename "${fastspeech2_config}" .yaml)"
 fs2_stats="${compare_dir}/fs2_stats"
-durations_dir="${compare_dir}/durations"
 mkdir -p "${compare_dir}"
+# The tts.sh options of this comparison (features, tokens, sets, decoding).
+tts_opts=(--ngpu "${ngpu}" --nj "${nj}" --inference_nj "${nj}" --python "${python}"
+    --dumpdir "${dumpdir}" --expdir "${expdir}" --fs "${fs}" --n_fft "${n_fft}"
+    --n_shift "${n_shift}" --fmin "${fmin}" --fmax "${fmax}" --n_mels "${n_mels}" --token_type "${token_type}" --g2p "${g2p}" --cleaner "${cleaner}"
+    --train_set "${train_set}" --valid_set "${valid_set}" --test_sets "${test_sets}"
+    --inference_config "${inference_config}" --inference_model "${inference_model}"
+    --griffin_lim_config "${griffin_lim_config}" --vocoder_file "${vocoder_file}"
+    --score_seeds "${score_seeds}" --score_asr "${score_asr}")
+[ -n "${win_length}" ] && tts_opts+=(--win_length "${win_length}")
 
+# Training options as tts.sh stage 6 gives them (the budget loop below runs tts_train itself).
 feats_opts=(--feats_extract fbank --feats_extract_conf "fs=${fs}"
     --feats_extract_conf "n_fft=${n_fft}" --feats_extract_conf "hop_length=${n_shift}"
-    --feats_extract_conf "win_length=${win_length:-${n_fft}}")
+    --feats_extract_conf "win_length=${win_length:-${n_fft}}" --feats_extract_conf "fmin=${fmin}"
+    --feats_extract_conf "fmax=${fmax}" --feats_extract_conf "n_mels=${n_mels}")
 text_opts=(--token_type "${token_type}" --token_list "${token_list}"
     --non_linguistic_symbols none --cleaner "${cleaner}" --g2p "${g2p}")
 pitch_opts=(--pitch_extract_conf "fs=${fs}" --pitch_extract_conf "n_fft=${n_fft}"
@@ -106,65 +127,32 @@ data_opts() {  # data_opts train|valid SET [durations]
     echo "--$1_data_path_and_name_and_type ${dumpdir}/raw/$2/text,text,text" \
          "--$1_data_path_and_name_and_type ${dumpdir}/raw/$2/wav.scp,speech,sound"
     if [ $# -gt 2 ]; then
-        echo "--$1_data_path_and_name_and_type ${durations_dir}/$2/durations,durations,text_int"
+        echo "--$1_data_path_and_name_and_type ${teacher_dir}/$2/durations,durations,text_int"
     fi
 }
 in_stages() { [ "$1" -ge "${compare_stage}" ] && [ "$1" -le "${compare_stop_stage}" ]; }
 
 [ -f "${token_list}" ] || die "${token_list} not found: run the Glow-TTS stages (run.sh) first"
 [ -f "${tts_exp}/${inference_model}" ] || \
-    die "${tts_exp}/${inference_model} not found: train Glow-TTS first (run.sh stage 7)"
+    die "${tts_exp}/${inference_model} not found: train Glow-TTS first (run.sh stage 6)"
 
-# ---- 1. Glow-TTS teacher durations -----------------------------------------------------
+# ---- 1. the Glow-TTS teacher dump (tts.sh stage 7, teacher forcing) -------------------
 if in_stages 1; then
-    for dset in "${train_set}" "${valid_set}"; do
-        log "stage 1: Glow-TTS teacher durations for ${dset} -> ${durations_dir}/${dset}/durations"
-        if ! ${python} -m glowtts_recipe.teacher_durations \
-                --train_config "${tts_exp}/config.yaml" --model_file "${tts_exp}/${inference_model}" \
-                --data_dir "${dumpdir}/raw/${dset}" --out_dir "${durations_dir}/${dset}" \
-                --batch_size "${teacher_batch_size}" --ngpu "$(( ngpu > 0 ? 1 : 0 ))" \
-                > "${compare_dir}/teacher_durations.${dset}.log" 2>&1; then
-            tail -n 20 "${compare_dir}/teacher_durations.${dset}.log" >&2
-            die "teacher durations failed (${compare_dir}/teacher_durations.${dset}.log)"
-        fi
-        tail -n 1 "${compare_dir}/teacher_durations.${dset}.log" >&2
-    done
+    log "stage 1: teacher forcing with ${tts_exp} -> ${teacher_dir} (tts.sh stage 7)"
+    ./tts.sh "${tts_opts[@]}" --stage 7 --stop_stage 7 --tts_exp "${tts_exp}" \
+        --train_config "${glow_tts_config}" --inference_args "${teacher_args}"
 fi
 
-# ---- 2. FastSpeech2 statistics -----------------------------------------------------------
+# ---- 2. FastSpeech2 statistics (tts.sh stage 5 with the teacher dump) -------------------
 if in_stages 2; then
-    log "stage 2: FastSpeech2 statistics (features, pitch, energy) in ${fs2_stats}"
-    rm -rf "${fs2_stats}"
-    # shellcheck disable=SC2046
-    ${python} -m espnet_glowtts.bin.tts_train --collect_stats true --write_collected_feats false \
-        --use_preprocessor true "${text_opts[@]}" --normalize none --pitch_normalize none \
-        --energy_normalize none --config "${fastspeech2_config}" "${feats_opts[@]}" \
-        "${pitch_opts[@]}" $(data_opts train "${train_set}" d) $(data_opts valid "${valid_set}" d) \
-        --train_shape_file "${dumpdir}/raw/${train_set}/wav.scp" \
-        --valid_shape_file "${dumpdir}/raw/${valid_set}/wav.scp" \
-        --output_dir "${fs2_stats}" > "${compare_dir}/fs2_stats.log" 2>&1 \
-        || { tail -n 30 "${compare_dir}/fs2_stats.log" >&2; die "FastSpeech2 statistics failed"; }
-    for part in train valid; do
-        awk -v N="$(wc -l < "${token_list}")" '{ print $0 "," N }' \
-            "${fs2_stats}/${part}/text_shape" > "${fs2_stats}/${part}/text_shape.${token_type}"
-    done
+    log "stage 2: FastSpeech2 statistics (features, pitch, energy) in ${fs2_stats} (tts.sh stage 5)"
+    ./tts.sh "${tts_opts[@]}" --stage 5 --stop_stage 5 --train_config "${fastspeech2_config}" \
+        --teacher_dumpdir "${teacher_dir}" --tts_stats_dir "${fs2_stats}"
 fi
 
 # ---- 3-4. training within the Glow-TTS budget ----------------------------------------------
-summary() {  # summary EXP epochs|steps|train_seconds: from its checkpoint (imports torch only)
-    ${python} - "$1" "$2" 2>/dev/null <<'PY'
-import sys
-import torch
-stats = torch.load(f"{sys.argv[1]}/checkpoint.pth", map_location="cpu",
-                   weights_only=False)["reporter"]["stats"]
-def sec(t):
-    return 0.0 if t is None else float(t["__timedelta_seconds__"]) if isinstance(t, dict) \
-        else t.total_seconds()
-out = dict(epochs=len(stats), steps=stats[max(stats)]["train"]["total_count"] if stats else 0,
-           train_seconds=int(sum(sec(stats[e].get(p, {}).get("time"))
-                                 for e in stats for p in ("train", "valid"))))
-print(out[sys.argv[2]])
-PY
+summary() {  # summary EXP epochs|steps|train_seconds (ESPnet's reporter, in checkpoint.pth)
+    ${python} -m glowtts_recipe.compare_report summary "$1" --field "$2" 2>/dev/null
 }
 budget_seconds() {
     if [ "${budget_minutes}" = auto ]; then
@@ -246,44 +234,35 @@ if in_stages 4; then
 fi
 
 # ---- 5. decoding and scoring through tts.sh ---------------------------------------------------
-decode_dir_of() { echo "$1/${inference_tag}"; }
 if in_stages 5; then
     for pair in "tacotron2:${taco_exp}:${tacotron2_config}" "fastspeech2:${fs2_exp}:${fastspeech2_config}"; do
         IFS=: read -r name exp config <<< "${pair}"
-        log "stage 5: decoding and scoring ${name} (tts.sh stages 8-9, markers in ${compare_dir}/${name})"
-        voc=()
-        [ -n "${vocoder_file}" ] && voc+=(--vocoder_file "${vocoder_file}")
-        ./tts.sh --stage 8 --stop_stage 9 --expdir "${compare_dir}/${name}" --tts_exp "${exp}" \
-            --train_config "${config}" --inference_config "${inference_config}" \
-            --inference_model "${inference_model}" --inference_tag "${inference_tag}" --vocoder_config "${vocoder_config}" \
-            "${voc[@]+"${voc[@]}"}" --test_sets "${test_sets}" --ngpu "${ngpu}" --nj "${nj}" \
-            --python "${python}" --dumpdir "${dumpdir}" --fs "${fs}" --n_fft "${n_fft}" \
-            --n_shift "${n_shift}" --token_type "${token_type}" --g2p "${g2p}" \
-            --cleaner "${cleaner}" --score_asr "${score_asr}"
+        log "stage 5: decoding and scoring ${name} (tts.sh stage 7, markers in its decoding directory)"
+        ./tts.sh "${tts_opts[@]}" --stage 7 --stop_stage 7 --tts_exp "${exp}" \
+            --train_config "${config}" --inference_tag "${inference_tag}"
     done
 fi
 
 # ---- 6. the table ------------------------------------------------------------------------------
 if in_stages 6; then
     [ -f "${glow_decode}/${compare_set}/scores.json" ] || \
-        die "${glow_decode}/${compare_set}/scores.json not found: run run.sh stages 8-9 for Glow-TTS"
+        die "${glow_decode}/${compare_set}/scores.json not found: run run.sh stage 7 for Glow-TTS"
     hw="$(nproc) CPU core(s)"
     [ "${ngpu}" -gt 0 ] && hw+=" and ${ngpu} GPU(s)"
-    corpus_opt=""
-    case "${glow_tts_config}" in *mini*) corpus_opt="--corpus espeak " ;; esac
     budget_text="the Glow-TTS training time"
     [ "${budget_minutes}" = auto ] || budget_text="a fixed budget (--budget_minutes ${budget_minutes})"
     title="### Glow-TTS vs ESPnet's Tacotron2 and FastSpeech2 (${compare_set}, $(date '+%Y-%m-%d'))
 
-Same dump, token list (${token_tag}), features and test set. Tacotron2 and FastSpeech2 were
+Same dump, token list (${ttag}), features and test set. Tacotron2 and FastSpeech2 were
 trained for ${budget_text} ($(awk -v s="$(budget_seconds)" 'BEGIN { printf "%.1f", s / 60 }') min of ESPnet-reported
 train + valid time; each stopped at the first epoch that reached it) on ${hw};
-FastSpeech2 learnt its durations from Glow-TTS (teacher forcing, MAS). Griffin-Lim
-vocoder; scores from stage 9; RTF as decoded. Reproduce: \`./run.sh ${corpus_opt}--compare true\`."
+FastSpeech2 learnt its durations from Glow-TTS (teacher forcing, MAS, through
+\`--teacher_dumpdir\`). Vocoder: ${vocoder_file/none/Griffin-Lim}; scores from stage 7;
+RTF as decoded. Reproduce: \`${reproduce}\`."
     ${python} -m glowtts_recipe.compare_report table --set "${compare_set}" \
         --model_file "${inference_model}" --title "${title}" \
         --system "Glow-TTS=${tts_exp}:${glow_decode}" \
-        --system "Tacotron2=${taco_exp}:$(decode_dir_of "${taco_exp}")" \
-        --system "FastSpeech2 (Glow-TTS durations)=${fs2_exp}:$(decode_dir_of "${fs2_exp}")" \
+        --system "Tacotron2=${taco_exp}:${taco_exp}/${inference_tag}" \
+        --system "FastSpeech2 (Glow-TTS durations)=${fs2_exp}:${fs2_exp}/${inference_tag}" \
         --out "${compare_dir}/results.md" --readme "${readme}" 2>&1 | sed '/^\[nltk_data\]/d'
 fi

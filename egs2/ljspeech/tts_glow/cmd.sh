@@ -1,0 +1,1 @@
+../../TEMPLATE/tts_glow/cmd.sh
