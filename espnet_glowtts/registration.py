@@ -20,6 +20,7 @@ def register() -> None:
 
     tts_choices.classes[NAME] = GlowTTS
     _extend_text2speech()
+    __import__("espnet_glowtts.long_text").long_text.extend_text2speech()
 
 
 def _extend_text2speech() -> None:
