@@ -196,9 +196,12 @@ def export(model_tag: str, out_dir: Path, model_file: Optional[str] = None,
         preprocess = TTSTask.build_preprocess_fn(train_args, False)
         diff = check(tmp, espnet_model, preprocess, check_text)
         logging.info(f"check: {check_text!r} spoken; features within {diff:.1e} of torch")
+        # Swap in the checked export; an old one is moved aside first, never half-removed.
+        old = tmp.with_name(f"{tmp.name}.old")
         if out_dir.exists():
-            shutil.rmtree(out_dir)
+            out_dir.rename(old)
         tmp.rename(out_dir)
+        shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return config
