@@ -89,6 +89,9 @@ EXTRAS = {
     # installs only without build isolation: pip install --no-build-isolation ...
     # (the Makefile does so; see tools/extra_requirements.py).
     "vocoder": ["parallel-wavegan==0.6.1"],
+    # ONNX export (espnet_glowtts.bin.export_onnx) and its runtime (espnet_glowtts.runtime;
+    # requirements-runtime.txt lists what the runtime alone needs)
+    "onnx": ["onnx", "onnxruntime", "phonemizer", "espnet-tts-frontend", "soundfile"],
 }
 
 setup(

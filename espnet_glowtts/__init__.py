@@ -9,12 +9,23 @@ Importing this package registers the model as ``glow_tts`` in ESPnet's TTS task 
 Paper: Kim et al., "Glow-TTS: A Generative Flow for Text-to-Speech via Monotonic
 Alignment Search", NeurIPS 2020. Implementation facts follow the authors'
 github.com/jaywalnut310/glow-tts.
+
+Where torch or espnet is not installed (the ONNX runtime's environment, see
+``espnet_glowtts.runtime``) the package imports without the model and registers nothing.
 """
 
-from espnet_glowtts.glow_tts import GlowTTS
-from espnet_glowtts.registration import register
-
-__all__ = ["GlowTTS", "register"]
 __version__ = "0.1.0"
 
-register()
+try:
+    import espnet2  # noqa: F401
+    import torch  # noqa: F401
+except ImportError as e:
+    if e.name not in ("torch", "espnet2"):
+        raise  # a broken install is an error, not a reason to skip
+    __all__ = []
+else:
+    from espnet_glowtts.glow_tts import GlowTTS
+    from espnet_glowtts.registration import register
+
+    __all__ = ["GlowTTS", "register"]
+    register()

@@ -36,6 +36,7 @@ def register() -> None:
         TTSTask.build_vocoder_from_file = staticmethod(
             wrap_build_vocoder_from_file(TTSTask.build_vocoder_from_file))
     _extend_text2speech()
+    __import__("espnet_glowtts.long_text").long_text.extend_text2speech()
 
 
 def _scipy_kaiser_shim() -> None:

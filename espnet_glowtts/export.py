@@ -1,0 +1,190 @@
+"""Glow-TTS inference as two ONNX graphs, with the numpy step between them.
+
+* ``encoder.onnx``: tokens (blanks already interspersed) -> prior mean and log-std per
+  token, and the rounded durations ``ceil(exp(logw) * length_scale)``.
+* numpy (``espnet_glowtts.runtime.synthesizer.expand_prior``): the squeeze rounding and the
+  hard alignment path, as a repeat of each token's prior over its frames (linear in length).
+* ``decoder.onnx``: z = mean + exp(log_std) * noise * noise_scale, then the flows inverted.
+
+Both graphs take one utterance (batch 1, no padding), so the masks are all ones. Weight norm
+is folded into plain convolutions, and each block's inverse 1x1 convolution and inverse
+ActNorm are baked into one constant 1x1 convolution: nothing is inverted at run time (the
+step that ``torch.linalg.inv`` has no ONNX operator for).
+"""
+
+import copy
+import warnings
+from pathlib import Path
+from typing import Dict, List
+
+import torch
+from torch import nn
+
+from espnet_glowtts.encoder import ChannelLayerNorm
+from espnet_glowtts.flows import (
+    ActNorm,
+    AffineCoupling,
+    InvertibleConv1x1,
+    WeightNormConv1d,
+    squeeze,
+    unsqueeze,
+)
+from espnet_glowtts.glow_tts import GlowTTS
+
+OPSET = 17
+
+
+def _fold_weight_norm(module: nn.Module) -> nn.Module:
+    """Replace every WeightNormConv1d by a plain Conv1d holding its normalised weight."""
+    for name, child in list(module.named_children()):
+        if isinstance(child, WeightNormConv1d):
+            conv = nn.Conv1d(child.in_channels, child.out_channels, child.kernel_size,
+                             stride=child.stride, padding=child.padding,
+                             dilation=child.dilation, groups=child.groups,
+                             bias=child.bias is not None)
+            with torch.no_grad():
+                conv.weight.copy_(child.normalized_weight())
+                if child.bias is not None:
+                    conv.bias.copy_(child.bias)
+            setattr(module, name, conv)
+        else:
+            _fold_weight_norm(child)
+    return module
+
+
+def _static_layer_norms(module: nn.Module) -> nn.Module:
+    """Give each ChannelLayerNorm a normalised shape the tracer sees as a constant."""
+    for norm in module.modules():
+        if isinstance(norm, ChannelLayerNorm):
+            def forward(x, norm=norm):
+                y = torch.nn.functional.layer_norm(x.transpose(1, -1), norm.gamma.shape,
+                                                   norm.gamma, norm.beta, norm.eps)
+                return y.transpose(1, -1)
+
+            norm.forward = forward
+    return module
+
+
+def _inverse_mix(invconv: InvertibleConv1x1, actnorm: ActNorm) -> nn.Conv1d:
+    """One 1x1 conv = inverse 1x1 conv, then inverse ActNorm (the reverse order of a block)."""
+    c = invconv.channels
+    eye = torch.eye(c)[None]  # (1, C, T=C): column t is the t-th basis vector
+    mix = invconv(eye, torch.ones(1, 1, c), reverse=True)[0][0]  # (C, C)
+    inv_scale = torch.exp(-actnorm.log_scale.view(c, 1))
+    conv = nn.Conv1d(c, c, 1)
+    with torch.no_grad():
+        conv.weight.copy_((inv_scale * mix)[:, :, None])
+        conv.bias.copy_(-actnorm.bias.view(c) * inv_scale.view(c))
+    return conv
+
+
+class _Condition(nn.Module):
+    """Speaker/language vector from the graph inputs, as the model computes it."""
+
+    def __init__(self, model: GlowTTS):
+        super().__init__()
+        self.model = model
+
+    def forward(self, sids=None, lids=None, spembs=None):
+        if sids is None and lids is None and spembs is None:
+            return None
+        return self.model._global_condition(1, sids, spembs, lids)
+
+
+class EncoderGraph(nn.Module):
+    """Tokens (1, T_text') -> prior mean, log-std (1, odim, T_text'), durations (1, T_text')."""
+
+    def __init__(self, model: GlowTTS):
+        super().__init__()
+        self.model = _static_layer_norms(copy.deepcopy(model))
+        self.condition = _Condition(self.model)
+
+    def forward(self, text, length_scale, sids=None, lids=None, spembs=None):
+        g = self.condition(sids, lids, spembs)
+        mask = torch.ones_like(text[:, None], dtype=torch.float32)
+        x, mean, log_std = self.model.encoder(text, mask)
+        logw = self.model.duration_predictor(x, mask, g)
+        durations = self.model._durations_from_log(logw[:, 0], length_scale)
+        return mean, log_std, durations.long()
+
+
+class DecoderGraph(nn.Module):
+    """Prior along the path (1, odim, T_feats) and noise -> features (1, T_feats, odim)."""
+
+    def __init__(self, model: GlowTTS):
+        super().__init__()
+        model = _fold_weight_norm(copy.deepcopy(model))
+        flows = model.decoder.flows
+        self.squeeze_factor = model.decoder.squeeze_factor
+        self.couplings = nn.ModuleList(f for f in flows if isinstance(f, AffineCoupling))
+        self.mixes = nn.ModuleList(
+            _inverse_mix(flows[i + 1], flows[i]) for i in range(0, len(flows), 3))
+        self.condition = _Condition(model)
+
+    def forward(self, mean_y, log_std_y, noise, noise_scale, sids=None, lids=None,
+                spembs=None):
+        g = self.condition(sids, lids, spembs)
+        z = mean_y + torch.exp(log_std_y) * noise * noise_scale
+        mask = torch.ones_like(z[:, :1])
+        x, folded_mask = squeeze(z, mask, self.squeeze_factor)
+        for coupling, mix in zip(reversed(self.couplings), reversed(self.mixes)):
+            x, _ = coupling(x, folded_mask, reverse=True, g=g)
+            x = mix(x)
+        y, _ = unsqueeze(x, folded_mask, self.squeeze_factor)
+        return y.transpose(1, 2)
+
+
+def condition_inputs(model: GlowTTS) -> Dict[str, torch.Tensor]:
+    """Example values of the conditioning inputs this model takes (name -> tensor)."""
+    inputs = {}
+    if model.spks:
+        inputs["sids"] = torch.zeros(1, dtype=torch.long)
+    if model.langs:
+        inputs["lids"] = torch.zeros(1, dtype=torch.long)
+    if model.spk_embed_dim:
+        inputs["spembs"] = torch.ones(1, model.spk_embed_dim)
+    return inputs
+
+
+def _export(module: nn.Module, args: Dict[str, torch.Tensor], outputs: List[str],
+            dynamic: Dict[str, Dict[int, str]], path: Path) -> None:
+    tmp = path.with_name(f".tmp.{path.name}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings on the (constant) input checks
+        torch.onnx.export(
+            module, (), str(tmp), kwargs=args, input_names=list(args),
+            output_names=outputs, dynamic_axes=dynamic, opset_version=OPSET,
+            dynamo=False, do_constant_folding=True)
+    tmp.replace(path)
+
+
+@torch.no_grad()
+def export_graphs(model: GlowTTS, out_dir: Path) -> Dict[str, List[str]]:
+    """Write ``encoder.onnx`` and ``decoder.onnx`` into ``out_dir`` (each atomically).
+
+    Args:
+        model (GlowTTS): The model (put in eval mode here).
+        out_dir (Path): Existing directory.
+
+    Returns:
+        Dict[str, List[str]]: Input names of each graph.
+
+    """
+    model = model.eval().float()
+    cond = condition_inputs(model)
+    text = torch.full((1, 7), model.blank_id, dtype=torch.long)
+    text[0, 1::2] = min(1, model.idim - 1)
+    enc_args = dict(text=text, length_scale=torch.tensor(1.0), **cond)
+    _export(EncoderGraph(model).eval(), enc_args, ["mean", "log_std", "durations"],
+            dict(text={1: "T_text"}, mean={2: "T_text"}, log_std={2: "T_text"},
+                 durations={1: "T_text"}),
+            out_dir / "encoder.onnx")
+    frames = 4 * model.squeeze_factor
+    prior = torch.zeros(1, model.odim, frames)
+    dec_args = dict(mean_y=prior, log_std_y=prior, noise=prior,
+                    noise_scale=torch.tensor(0.0), **cond)
+    _export(DecoderGraph(model).eval(), dec_args, ["feats"],
+            dict(mean_y={2: "T_feats"}, log_std_y={2: "T_feats"}, noise={2: "T_feats"},
+                 feats={1: "T_feats"}),
+            out_dir / "decoder.onnx")
+    return dict(encoder=list(enc_args), decoder=list(dec_args))
