@@ -329,6 +329,19 @@ def test_decoding_with_a_parallel_wavegan_vocoder(recipe):
     assert (d / "scores.json").is_file()
 
 
+def test_onnx_export_stage_speaks_without_torch(recipe):
+    """--export_onnx true: stage 8x exports the packed model and the runtime speaks."""
+    root = recipe["root"]
+    out = run(root, "--stage", "8", "--stop_stage", "8", "--export_onnx", "true").stdout
+    assert "stage 8x: ONNX export" in out
+    onnx_dir = root / EXP / "onnx"
+    assert (onnx_dir / "config.json").is_file() and (root / EXP / "stages/8.export.done").is_file()
+    wav, fs = sf.read(str(root / EXP / "onnx_check.wav"))
+    assert fs == 22050 and len(wav) > 0.3 * fs and np.abs(wav).max() > 0.01
+    assert "already done" in run(root, "--stage", "8", "--stop_stage", "8",
+                                 "--export_onnx", "true").stdout
+
+
 def test_rerun_of_finished_stages_changes_nothing(recipe):
     root = recipe["root"]
     before = snapshot(root)

@@ -106,6 +106,7 @@ text_fold_length=150
 speech_fold_length=800
 hf_repo=""               # not supported (needs the network)
 packed_model=""          # default: ${tts_exp}/<exp name>_<model>.zip (as ESPnet)
+export_onnx=false        # [ours] stage 8 also exports ONNX graphs + config to ${tts_exp}/onnx
 
 OPTIONS="stage stop_stage skip_data_prep skip_train skip_eval skip_upload skip_upload_hf
     ngpu num_nodes cpu_procs nj inference_nj gpu_inference dumpdir expdir python
@@ -116,7 +117,7 @@ OPTIONS="stage stop_stage skip_data_prep skip_train skip_eval skip_upload skip_u
     teacher_dumpdir write_collected_feats tts_task inference_config inference_args
     inference_tag inference_model vocoder_file griffin_lim_config download_model
     score_seeds score_asr train_set valid_set test_sets srctexts nlsyms_txt token_type
-    cleaner g2p lang text_fold_length speech_fold_length hf_repo packed_model"
+    cleaner g2p lang text_fold_length speech_fold_length hf_repo packed_model export_onnx"
 
 . ./scripts/options.sh
 usage() {
@@ -214,12 +215,13 @@ marker() {
         6|8) echo "${tts_exp}/stages/$1.done" ;;
         7) echo "${decode_dir}/stages/7.done" ;;
         7s) echo "${decode_dir}/stages/7.score.done" ;;
+        8x) echo "${tts_exp}/stages/8.export.done" ;;
     esac
 }
 signature_of() { [ -n "$1" ] && [ -f "$(marker "$1")" ] && cat "$(marker "$1")" || true; }
 stage_sig=""
 begin_stage() {  # begin_stage ID AFTER SKIP "title" "settings": true when the stage has to run
-    local id=$1 after=$2 skip=$3 title=$4 settings=$5 n=${1%s}
+    local id=$1 after=$2 skip=$3 title=$4 settings=$5 n=${1%%[a-z]*}
     stage_sig="${settings} | $(signature_of "${after}" | md5sum | cut -c1-12)"
     if [ "${n}" -lt "${stage}" ] || [ "${n}" -gt "${stop_stage}" ] || [ "${skip}" = true ]; then return 1; fi
     if [ "$(signature_of "${id}")" = "${stage_sig}" ]; then
@@ -628,6 +630,24 @@ if begin_stage 8 6 false "packing ${packed_model}" "${inference_model} ${use_sid
     end_stage 8
 fi
 
+# Stage 8x (ours, --export_onnx true): the packed model as ONNX graphs for the torch-free
+# runtime. export_onnx replaces ${tts_exp}/onnx only after the exported model has spoken a
+# check sentence and matched torch; then the runtime itself speaks one more.
+if begin_stage 8x 8 "$([ "${export_onnx}" = true ] && echo false || echo true)" \
+        "ONNX export to ${tts_exp}/onnx" "${vocoder_file} $(checksum "${griffin_lim_config}")"; then
+    [ -f "${packed_model}" ] || die "--export_onnx needs the packed model ${packed_model}: run stage 8"
+    onnx_opts=()
+    [ "${vocoder_file}" = none ] && onnx_opts+=(--vocoder_config "${griffin_lim_config}")
+    run_logged "${tts_exp}/export_onnx.log" ${python} -m espnet_glowtts.bin.export_onnx \
+        --model_tag "${packed_model}" --out_dir "${tts_exp}/onnx" \
+        --check_text "This voice was exported to ONNX." "${onnx_opts[@]+"${onnx_opts[@]}"}"
+    run_logged "${tts_exp}/onnx_check.log" ${python} -m espnet_glowtts.runtime \
+        --model_dir "${tts_exp}/onnx" --text "This voice runs without torch." \
+        --out "${tts_exp}/onnx_check.wav"
+    log "stage 8x: ${tts_exp}/onnx; it said: ${tts_exp}/onnx_check.wav"
+    end_stage 8x
+fi
+
 # ---- where things are ------------------------------------------------------------------
 if [ "${stop_stage}" -ge 7 ] && [ "${teacher_forcing}" = false ]; then
     echo
@@ -641,4 +661,5 @@ if [ "${stop_stage}" -ge 7 ] && [ "${teacher_forcing}" = false ]; then
         fi
     done
     if [ -f "${packed_model}" ]; then echo "  packed model: ${packed_model}"; fi
+    if [ -f "$(marker 8x)" ]; then echo "  ONNX export: ${tts_exp}/onnx (python -m espnet_glowtts.runtime)"; fi
 fi
