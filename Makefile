@@ -14,7 +14,7 @@ $(STAMP): setup.py pyproject.toml espnet_glowtts/mas/core.pyx tools/extra_requir
 	@python_exe=$$(tools/find_python.sh) || exit 1; \
 	  if [ ! -x "$(PY)" ]; then echo ">> creating $(VENV) with $$python_exe"; "$$python_exe" -m venv $(VENV) || exit 1; fi
 	$(PY) -m pip install -q --upgrade "pip>=23.2" >/dev/null
-	$(PY) -m pip install -e ".[test,recipe,dnsmos,onnx]"
+	$(PY) -m pip install -e ".[test,recipe,dnsmos,onnx,xvector]"
 	# extra "vocoder" (parallel-wavegan): its setup.py imports pip, so no isolated build
 	$(PY) -m pip install --no-build-isolation $$($(PY) tools/extra_requirements.py vocoder)
 	$(PY) -c "from espnet_glowtts.mas import backend; print('MAS backend:', backend())"

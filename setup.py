@@ -92,6 +92,9 @@ EXTRAS = {
     # ONNX export (espnet_glowtts.bin.export_onnx) and its runtime (espnet_glowtts.runtime;
     # requirements-runtime.txt lists what the runtime alone needs)
     "onnx": ["onnx", "onnxruntime", "phonemizer", "espnet-tts-frontend", "soundfile"],
+    # x-vectors offline: resemblyzer's wheel carries its GE2E encoder; its webrtcvad
+    # imports pkg_resources, which setuptools 81 still has (checked with 81.0.0)
+    "xvector": ["resemblyzer", "setuptools<82"],
 }
 
 setup(

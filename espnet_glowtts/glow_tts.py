@@ -69,7 +69,10 @@ class GlowTTS(AbsTTS):
         sigmoid_scale (bool): Bound coupling scales with a sigmoid.
         add_blank (bool): Insert ``blank_id`` between tokens and at both ends.
         blank_id (int): Token inserted by ``add_blank``.
-        spks (Optional[int]): Number of speakers (speaker-id embedding).
+        spks (Optional[int]): Number of speakers (speaker-id embedding). With spks > 1
+            every call needs ``sids`` (a ValueError otherwise, where ESPnet's VITS fails on
+            ``None``): no speaker is silently picked. ESPnet's recipes reserve sid 0 for
+            unknown speakers, so spks is the number of speakers + 1.
         langs (Optional[int]): Number of languages (language-id embedding).
         spk_embed_dim (Optional[int]): Size of external speaker embeddings (e.g. x-vectors).
         global_channels (int): Width of the speaker/language vector that conditions the

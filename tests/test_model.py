@@ -83,17 +83,29 @@ def test_mle_loss_matches_independent_computation():
 
 def test_every_parameter_gets_a_gradient():
     model = tiny_glow_tts(mean_only=False, spks=3, langs=2, spk_embed_dim=6)
-    batch = make_batch()
-    loss, _, _ = model(**batch, sids=torch.tensor([[0], [2]]), lids=torch.tensor([[1], [0]]),
-                       spembs=torch.randn(2, 6))
+    conditions = dict(sids=torch.tensor([[0], [2]]), lids=torch.tensor([[1], [0]]),
+                      spembs=torch.randn(2, 6))
+    # From the first step, the speaker and language vectors learn (through the duration
+    # predictor; the flows' zero-initialised output layers pass no gradient yet).
+    loss, _, _ = model(**make_batch(), **conditions)
     loss.backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None]
-    assert not missing, missing
-    zero = [n for n, p in model.named_parameters() if not p.grad.abs().sum() > 0]
-    # Zero-initialised output projections pass gradient only once the layers after them move.
-    assert all("prenet.convs" in n or "prenet.norms" in n or "wavenet" in n or "start" in n
-               or "cond_layer" in n or "sid_emb" in n or "lid_emb" in n or "spemb" in n
-               for n in zero), zero
+    assert model.sid_emb.weight.grad[[0, 2]].abs().sum(1).gt(0).all()
+    assert model.sid_emb.weight.grad[1].abs().sum() == 0  # speaker 1 is not in the batch
+    assert model.lid_emb.weight.grad.abs().sum(1).gt(0).all()
+    assert model.spemb_proj.weight.grad.abs().sum() > 0
+    # Once the zero-initialised output layers have moved (as after a few steps), every
+    # parameter, the speaker and language tables and every flow's conditioning included.
+    model.zero_grad()
+    randomize_flows(model)
+    with torch.no_grad():
+        model.encoder.prenet.proj.weight.normal_(0.0, 0.1)
+    loss, _, _ = model(**make_batch(), **conditions)
+    loss.backward()
+    zero = [n for n, p in model.named_parameters()
+            if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not zero, zero
+    grads_from_flows = [p.grad for n, p in model.named_parameters() if "cond_layer" in n]
+    assert grads_from_flows and all(g.abs().sum() > 0 for g in grads_from_flows)
 
 
 def test_duration_loss_does_not_train_the_encoder():
@@ -274,6 +286,25 @@ def test_bad_inference_input_raises_a_clear_error():
         model.inference(torch.tensor([3, 4]), sids=torch.tensor([5]))
     with pytest.raises(ValueError, match="needs feats"):
         model.inference(torch.tensor([3, 4]), sids=torch.tensor([0]), use_teacher_forcing=True)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(lids=torch.tensor([1]), spembs=torch.randn(4)), "sids is required"),
+    (dict(sids=torch.tensor([3]), lids=torch.tensor([1]), spembs=torch.randn(4)),
+     r"sids contains \[3\], expected ids in \[0, 3\)"),
+    (dict(sids=torch.tensor([1]), spembs=torch.randn(4)), "lids is required"),
+    (dict(sids=torch.tensor([1]), lids=torch.tensor([2]), spembs=torch.randn(4)),
+     r"lids contains \[2\]"),
+    (dict(sids=torch.tensor([1]), lids=torch.tensor([1])), "spembs is required"),
+    (dict(sids=torch.tensor([1]), lids=torch.tensor([1]), spembs=torch.randn(5)),
+     "spembs has size 5, expected spk_embed_dim=4"),
+])
+def test_bad_speaker_or_language_at_inference_raises_a_clear_error(kwargs, message):
+    model = tiny_glow_tts(spks=3, langs=2, spk_embed_dim=4).eval()
+    with pytest.raises(ValueError, match=message):
+        model.inference(torch.tensor([3, 4]), **kwargs)
+    model.inference(torch.tensor([3, 4]), sids=torch.tensor([2]), lids=torch.tensor([1]),
+                    spembs=torch.randn(4))  # the good call speaks
 
 
 def test_log1p_duration_target_is_inverted_at_inference():

@@ -11,6 +11,22 @@ from pathlib import Path
 from typing import Dict, Iterable, Tuple
 
 DATA_FILES = ("wav.scp", "text", "utt2spk", "spk2utt")
+# Optional per-utterance files that travel with a data directory through formatting and
+# filtering: the corpus's languages and the recipe's speaker/language ids.
+UTT_EXTRA_FILES = ("utt2lang", "utt2sid", "utt2lid")
+
+
+def read_utt_extras(data_dir, keep) -> Dict[str, Dict[str, str]]:
+    """The ``UTT_EXTRA_FILES`` present in ``data_dir``, restricted to the ids ``keep``."""
+    out = {}
+    for name in UTT_EXTRA_FILES:
+        if (Path(data_dir) / name).is_file():
+            values = read_kv(Path(data_dir) / name)
+            missing = [u for u in keep if u not in values]
+            if missing:
+                raise DataError(f"{Path(data_dir) / name}: no entry for {missing[0]}")
+            out[name] = {u: values[u] for u in keep}
+    return out
 
 
 class DataError(ValueError):

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from glowtts_recipe.datadir import check_datadir, main_guard, read_kv, write_datadir
+from glowtts_recipe.datadir import (check_datadir, main_guard, read_kv, read_utt_extras,
+                                    write_datadir)
 
 
 def build_text_frontend(token_type: str, g2p: str, cleaner: str):
@@ -107,7 +108,8 @@ def filter_dir(src: Path, out_dir: Path, args, to_tokens, add_blank: bool, squee
     files = {name: read_kv(src / name) for name in ("wav.scp", "utt2spk", "utt2num_samples")}
     write_datadir(out_dir, {u: files["wav.scp"][u] for u in keep},
                   {u: texts[u] for u in keep}, {u: files["utt2spk"][u] for u in keep},
-                  extra={"utt2num_samples": {u: files["utt2num_samples"][u] for u in keep}})
+                  extra={"utt2num_samples": {u: files["utt2num_samples"][u] for u in keep},
+                         **read_utt_extras(src, keep)})
     (out_dir / "feats_type").write_text("raw\n")
     detail = ", ".join(f"{v} {k}" for k, v in removed.items() if v) or "none"
     print(f"{out_dir}: kept {len(keep)} of {len(texts)} utterances "

@@ -22,6 +22,7 @@ from glowtts_recipe.datadir import (
     check_datadir,
     main_guard,
     read_kv,
+    read_utt_extras,
     write_datadir,
 )
 
@@ -65,7 +66,8 @@ def format_dir(src_dir, out_dir, fs: int) -> None:
         print(f"NOTICE: {src_dir}: converted {converted} of {len(wavs)} wavs to {fs} Hz mono "
               f"16-bit under {out_dir / 'data'}", file=sys.stderr)
     write_datadir(out_dir, new_wavs, texts, read_kv(src_dir / "utt2spk"),
-                  extra={"utt2num_samples": num_samples})
+                  extra={"utt2num_samples": num_samples,
+                         **read_utt_extras(src_dir, new_wavs)})
     atomic_write(out_dir / "feats_type", "raw\n")
     print(f"{out_dir}: {len(new_wavs)} utterances", file=sys.stderr)
 
