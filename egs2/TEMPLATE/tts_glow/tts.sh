@@ -588,12 +588,24 @@ elif begin_stage 7s 7 "${skip_eval}" "scoring ${decode_dir}" "${score_asr} ${voc
         --decode_dir "${decode_dir}" --data_root "${data_feats}" --asr "${score_asr}" \
         "${score_opts[@]}" ${test_sets} 2>&1 | noise_filter | tee "${decode_dir}/score.log" >&2
     cat "${decode_dir}/scores.md"
-    if [ "$(cut -d ' ' -f 2 "${data_feats}/${train_set}/utt2spk" | sort -u | wc -l)" -gt 1 ] && \
-            ${python} -c "import glowtts_recipe.speaker_scores" 2>/dev/null; then
+    if [ "$(cut -d ' ' -f 2 "${data_feats}/${train_set}/utt2spk" | sort -u | wc -l)" -gt 1 ]; then
+        # Per-speaker F0, MCD, nearest speaker and SECS; a conditioned model also speaks the
+        # same sentences with every speaker (all_speakers/).
+        spk_opts=()
+        if [ "${use_sid}" = true ] || [ "${use_xvector}" = true ]; then
+            spk_opts+=(--model_file "${tts_exp}/${inference_model}" --train_config "${tts_exp}/config.yaml")
+            [ "${vocoder_file}" = none ] && spk_opts+=(--vocoder_config "${griffin_lim_config}")
+            [ "${use_sid}" = true ] && spk_opts+=(--spk2sid "${data_feats}/org/${train_set}/spk2sid")
+            [ "${use_xvector}" = true ] && spk_opts+=(--spk_xvector "${dumpdir}/xvector/${train_set}/spk_xvector.scp")
+        fi
         # shellcheck disable=SC2086
         ${python} -m glowtts_recipe.speaker_scores --decode_dir "${decode_dir}" \
             --data_root "${data_feats}" --fs "${fs}" --n_fft "${n_fft}" --n_shift "${n_shift}" \
-            ${test_sets} 2>&1 | noise_filter | tee "${decode_dir}/speaker_scores.log" >&2
+            "${spk_opts[@]+"${spk_opts[@]}"}" ${test_sets} 2>&1 | noise_filter \
+            | tee "${decode_dir}/speaker_scores.log" >&2
+        for dset in ${test_sets}; do
+            [ -f "${decode_dir}/${dset}/speaker_scores.md" ] && cat "${decode_dir}/${dset}/speaker_scores.md"
+        done
     fi
     end_stage 7s
 fi
@@ -619,13 +631,16 @@ if begin_stage 8 6 false "packing ${packed_model}" "${inference_model} ${use_sid
         --train_config "${tts_exp}/config.yaml" --model_file "${tts_exp}/${inference_model}" \
         "${pack_opts[@]+"${pack_opts[@]}"}" --outpath "${tmp_zip}"
     mv "${tmp_zip}" "${packed_model}"
-    if [ "${use_sid}" = false ] && [ "${use_lid}" = false ] && [ "${use_xvector}" = false ]; then
-        log "stage 8: checking that the zip loads through espnet_model_zoo and speaks"
-        run_logged "${tts_exp}/packed_check.log" ${python} -m glowtts_recipe.synthesize \
-            --model "${packed_model}" --out "${tts_exp}/packed_check.wav" \
-            --text "This voice was packed into a model zip and unpacked again."
-        log "stage 8: it said: ${tts_exp}/packed_check.wav"
-    fi
+    # The zip must load as model-zoo users load it and speak (with the first speaker,
+    # language and x-vector when the model takes them).
+    log "stage 8: checking that the zip loads through espnet_model_zoo and speaks"
+    check_opts=()
+    [ "${use_xvector}" = true ] && check_opts+=(--spk_xvector "${dumpdir}/xvector/${train_set}/spk_xvector.scp")
+    run_logged "${tts_exp}/packed_check.log" ${python} -m glowtts_recipe.synthesize \
+        --model "${packed_model}" --out "${tts_exp}/packed_check.wav" \
+        --text "This voice was packed into a model zip and unpacked again." \
+        "${check_opts[@]+"${check_opts[@]}"}"
+    log "stage 8: it said: ${tts_exp}/packed_check.wav"
     log "stage 8: ${packed_model} ($(du -h "${packed_model}" | cut -f1))"
     end_stage 8
 fi

@@ -33,6 +33,7 @@ num_dev=""                      # utterances in dev (default: 250 LJSpeech, 10 e
 num_eval=""                     # utterances in eval1 (default: 250 LJSpeech, 20 espeak)
 num_speakers=""                 # espeak: voices (default: 1)
 num_languages=""                # espeak: languages (default: 1)
+use_sid=false                   # tts.sh's --use_sid; true also makes every corpus line name its speaker
 # After tts.sh
 compare=false                   # also train ESPnet's Tacotron2/FastSpeech2 and compare
 tacotron2_config=""             # --compare: default conf/tuning/train_tacotron2.yaml (espeak: _mini)
@@ -40,7 +41,7 @@ fastspeech2_config=""           # --compare: default conf/tuning/train_fastspeec
 
 OPTIONS="fs n_fft n_shift train_set valid_set test_sets token_type g2p cleaner train_config
     inference_config corpus ljspeech_root text_list max_sentences num_dev num_eval
-    num_speakers num_languages compare tacotron2_config fastspeech2_config"
+    num_speakers num_languages use_sid compare tacotron2_config fastspeech2_config"
 . "${recipe_dir}/scripts/options.sh"
 for a in "$@"; do
     case "${a}" in
@@ -77,13 +78,14 @@ data_opts="--corpus ${corpus}"
 [ -n "${num_eval}" ] && data_opts+=" --num_eval ${num_eval}"
 [ -n "${num_speakers}" ] && data_opts+=" --num_speakers ${num_speakers}"
 [ -n "${num_languages}" ] && data_opts+=" --num_languages ${num_languages}"
+[ "${use_sid}" = true ] && data_opts+=" --require_speakers true"
 
 ./tts.sh \
     --fs "${fs}" --n_fft "${n_fft}" --n_shift "${n_shift}" \
     --token_type "${token_type}" --g2p "${g2p}" --cleaner "${cleaner}" \
     --train_config "${train_config}" --inference_config "${inference_config}" \
     --train_set "${train_set}" --valid_set "${valid_set}" --test_sets "${test_sets}" \
-    --local_data_opts "${data_opts}" \
+    --local_data_opts "${data_opts}" --use_sid "${use_sid}" \
     "${REST[@]+"${REST[@]}"}"
 
 # With --compare true, scripts/compare.sh trains ESPnet's Tacotron2 / FastSpeech2 on the same
@@ -95,5 +97,6 @@ if [ "${compare}" = true ]; then
         --train_set "${train_set}" --valid_set "${valid_set}" --test_sets "${test_sets}" \
         --glow_tts_config "${train_config}" --inference_config "${inference_config}" \
         --tacotron2_config "${tacotron2_config}" --fastspeech2_config "${fastspeech2_config}" \
-        --reproduce "./run.sh --corpus ${corpus} --compare true" "${REST[@]+"${REST[@]}"}"
+        --reproduce "./run.sh --corpus ${corpus} --compare true" --use_sid "${use_sid}" \
+        "${REST[@]+"${REST[@]}"}"
 fi
