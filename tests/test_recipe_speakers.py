@@ -46,8 +46,10 @@ def read(path) -> dict:
     return dict(line.split(maxsplit=1) for line in path.read_text().splitlines())
 
 
-def test_ids_xvectors_and_the_model_size_follow_the_data(recipe):
+def test_ids_xvectors_and_the_model_size_follow_the_data(recipe, monkeypatch):
     import kaldiio
+
+    monkeypatch.chdir(recipe)  # scp files name their arks relative to the recipe, as ESPnet
     import yaml
 
     org = recipe / "dump/raw/org/tr_no_dev"
@@ -72,8 +74,10 @@ def test_decoding_used_each_utterances_own_speaker_and_scored_per_speaker(recipe
     assert len(list((decode / "all_speakers").rglob("*.wav"))) >= 2
 
 
-def test_packed_model_speaks_with_sids_lids_and_spembs(recipe):
+def test_packed_model_speaks_with_sids_lids_and_spembs(recipe, monkeypatch):
     import kaldiio
+
+    monkeypatch.chdir(recipe)
 
     import espnet_glowtts  # noqa: F401  (registers glow_tts)
     from espnet2.bin.tts_inference import Text2Speech

@@ -536,8 +536,9 @@ if begin_stage 7 6 "${skip_eval}" "decoding ${decode_sets} into ${decode_dir}" \
             if [ -f "${data_feats}/${dset}/${f}" ]; then cat "${data_feats}/${dset}/${f}"; fi
         done | sort -u -k1,1 > "${work}/${f}"
     done
-    [ "${use_xvector}" = true ] && for dset in ${decode_sets}; do cat "${dumpdir}/xvector/${dset}/xvector.scp"; done > "${work}/xvector.scp"
-    [ -n "${teacher_dumpdir}" ] && for dset in ${decode_sets}; do cat "${teacher_dumpdir}/${dset}/durations"; done > "${work}/durations"
+    # ESPnet reads every input in the order of the text's keys: sort them all alike.
+    [ "${use_xvector}" = true ] && for dset in ${decode_sets}; do cat "${dumpdir}/xvector/${dset}/xvector.scp"; done | sort -u -k1,1 > "${work}/xvector.scp"
+    [ -n "${teacher_dumpdir}" ] && for dset in ${decode_sets}; do cat "${teacher_dumpdir}/${dset}/durations"; done | sort -u -k1,1 > "${work}/durations"
     ex_opts=()
     [ "${use_sid}" = true ] && ex_opts+=(--data_path_and_name_and_type "${work}/utt2sid,sids,text_int")
     [ "${use_lid}" = true ] && ex_opts+=(--data_path_and_name_and_type "${work}/utt2lid,lids,text_int")

@@ -154,11 +154,13 @@ def score_speakers(synth_dir: Path, refs: References, fs: int, n_fft: int, n_shi
 
 
 def synthesize_all_speakers(tts, texts: Dict[str, str], conditions: Dict[str, dict],
-                            out_dir: Path) -> Dict[Tuple[str, str], Path]:
+                            out_dir: Path, text_conditions: Optional[Dict[str, dict]] = None
+                            ) -> Dict[Tuple[str, str], Path]:
     """Speak every text with every speaker condition into ``out_dir/<spk>/<utt>.wav``.
 
-    ``conditions`` maps a speaker to the keyword arguments of ``tts`` (``sids=`` or
-    ``spembs=``). Existing wavs are kept (a rerun resumes).
+    ``conditions`` maps a speaker to the keyword arguments of ``tts`` (``sids=`` and/or
+    ``spembs=``); ``text_conditions`` maps a text's key to more (its ``lids=``). Existing
+    wavs are kept (a rerun resumes).
     """
     import soundfile as sf
     import torch
@@ -170,7 +172,8 @@ def synthesize_all_speakers(tts, texts: Dict[str, str], conditions: Dict[str, di
             if not path.is_file():
                 path.parent.mkdir(parents=True, exist_ok=True)
                 torch.manual_seed(0)  # the same prior noise for every speaker
-                wav = tts(text, **kwargs)["wav"].view(-1).cpu().numpy()
+                extra = (text_conditions or {}).get(utt, {})
+                wav = tts(text, **kwargs, **extra)["wav"].view(-1).cpu().numpy()
                 tmp = path.with_name(f".{path.name}.tmp.wav")
                 sf.write(str(tmp), wav, tts.fs, subtype="PCM_16")
                 tmp.replace(path)
@@ -243,9 +246,12 @@ def markdown(name: str, result: dict) -> str:
 
 def speaker_conditions(speakers: List[str], spk2sid: Optional[str],
                        spk_xvector: Optional[str]) -> Dict[str, dict]:
-    """Speaker -> ``Text2Speech`` keyword arguments (``sids`` or ``spembs``)."""
+    """Speaker -> ``Text2Speech`` keyword arguments (``sids`` and/or ``spembs``)."""
     import torch
 
+    if not spk2sid and not spk_xvector:
+        raise DataError("--model_file needs --spk2sid or --spk_xvector")
+    conditions = {s: {} for s in speakers}
     if spk_xvector:
         import kaldiio
 
@@ -253,15 +259,16 @@ def speaker_conditions(speakers: List[str], spk2sid: Optional[str],
         missing = [s for s in speakers if s not in table]
         if missing:
             raise DataError(f"{spk_xvector}: no x-vector for speaker {missing[0]}")
-        return {s: {"spembs": torch.from_numpy(np.asarray(table[s], dtype=np.float32))}
-                for s in speakers}
-    if not spk2sid:
-        raise DataError("--model_file needs --spk2sid or --spk_xvector")
-    sids = read_kv(spk2sid)
-    missing = [s for s in speakers if s not in sids]
-    if missing:
-        raise DataError(f"{spk2sid}: unknown speaker {missing[0]}")
-    return {s: {"sids": torch.tensor([int(sids[s])])} for s in speakers}
+        for s in speakers:
+            conditions[s]["spembs"] = torch.from_numpy(np.asarray(table[s], dtype=np.float32))
+    if spk2sid:
+        sids = read_kv(spk2sid)
+        missing = [s for s in speakers if s not in sids]
+        if missing:
+            raise DataError(f"{spk2sid}: unknown speaker {missing[0]}")
+        for s in speakers:
+            conditions[s]["sids"] = torch.tensor([int(sids[s])])
+    return conditions
 
 
 def main(cmd=None):
@@ -295,6 +302,8 @@ def main(cmd=None):
                       r["nearest_speaker_accuracy"] * r["utterances"]
                       for r in speakers.values()) / total}
         if args.model_file:
+            import torch
+
             if tts is None:
                 import espnet_glowtts  # noqa: F401  (registers glow_tts)
                 from espnet2.bin.tts_inference import Text2Speech
@@ -302,9 +311,13 @@ def main(cmd=None):
                 tts = Text2Speech(train_config=args.train_config, model_file=args.model_file,
                                   vocoder_config=args.vocoder_config)
             texts = dict(sorted(read_kv(data_dir / "text").items())[:args.num_texts])
+            # Each text keeps its own language (utt2lid) when the model has language ids.
+            utt2lid = read_kv(data_dir / "utt2lid") if (data_dir / "utt2lid").is_file() else {}
+            text_conditions = {u: {"lids": torch.tensor([int(utt2lid[u])])}
+                               for u in texts if u in utt2lid}
             paths = synthesize_all_speakers(
                 tts, texts, speaker_conditions(refs.speakers, args.spk2sid, args.spk_xvector),
-                set_dir / "all_speakers")
+                set_dir / "all_speakers", text_conditions)
             result["all_speakers"] = score_all_speakers(paths, refs, args.fs, args.n_fft,
                                                         args.n_shift, secs)
         atomic_write(set_dir / "speaker_scores.json", json.dumps(result, indent=1) + "\n")
