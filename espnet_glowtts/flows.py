@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from espnet_glowtts.memory_efficient import invertible_flows
 from espnet_glowtts.tensor_utils import cached_tensor
 
 
@@ -248,15 +249,19 @@ class FlowDecoder(nn.Module):
         squeeze_factor (int): Frames folded into channels.
         sigmoid_scale (bool): Bound coupling scales with a sigmoid.
         global_channels (int): Speaker/language conditioning width (0 for none).
+        memory_efficient (bool): In training, recompute the flows' activations from their
+            outputs in backward instead of storing them (see ``memory_efficient.py``).
 
     """
 
     def __init__(self, channels: int, hidden_channels: int = 192, kernel_size: int = 5,
                  dilation_rate: int = 1, num_blocks: int = 12, num_layers: int = 4,
                  dropout: float = 0.05, group_size: int = 4, squeeze_factor: int = 2,
-                 sigmoid_scale: bool = False, global_channels: int = 0):
+                 sigmoid_scale: bool = False, global_channels: int = 0,
+                 memory_efficient: bool = False):
         super().__init__()
         self.squeeze_factor = squeeze_factor
+        self.memory_efficient = memory_efficient
         folded = channels * squeeze_factor
         self.flows = nn.ModuleList()
         for _ in range(num_blocks):
@@ -282,6 +287,9 @@ class FlowDecoder(nn.Module):
 
         """
         x, folded_mask = squeeze(x, mask, self.squeeze_factor)
+        if self.memory_efficient and not reverse and torch.is_grad_enabled():
+            x, logdet_total = invertible_flows(self.flows, x, folded_mask, g)
+            return unsqueeze(x, folded_mask, self.squeeze_factor)[0], logdet_total
         logdet_total = None if reverse else x.new_zeros(x.size(0))
         for flow in (reversed(self.flows) if reverse else self.flows):
             x, logdet = flow(x, folded_mask, reverse=reverse, g=g)
