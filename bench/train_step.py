@@ -25,8 +25,8 @@ have about the same parameter count), traced as
 ``bench/inference_speed.py`` does; on CUDA ``torch.cuda.max_memory_allocated`` above the
 memory held before the step.
 
-Variants of ours (``--ours``): ``plain`` (defaults) and ``memory_efficient``
-(``memory_efficient_flows=True``).
+Variants of ours (``--ours``): ``plain`` (defaults), ``memory_efficient``
+(``memory_efficient_flows=True``), ``packed`` (``pack_flow_batch=True``) and both.
 
     python bench/train_step.py --install-peers          # creates Coqui's venv once
     python bench/train_step.py                          # B=8,16 x 1,2 threads + inference
@@ -112,7 +112,7 @@ class Ours:
         from espnet_glowtts import GlowTTS
 
         torch.manual_seed(0)
-        kw = dict(memory_efficient_flows=True) if variant == "memory_efficient" else {}
+        kw = {option: True for option in VARIANTS[variant]}
         self.model = GlowTTS(idim=VOCAB, odim=N_MELS, **kw).to(device)
 
     def loss(self, text, text_lengths, feats, feats_lengths):
@@ -179,6 +179,12 @@ class Coqui:
 
 
 IMPLS = {"ours": Ours, "coqui": Coqui}
+VARIANTS = {  # our variants: GlowTTS options switched on
+    "plain": (),
+    "memory_efficient": ("memory_efficient_flows",),
+    "packed": ("pack_flow_batch",),
+    "packed+memory_efficient": ("pack_flow_batch", "memory_efficient_flows"),
+}
 
 
 def _peak_tracker():
@@ -462,8 +468,7 @@ def main(argv=None):
                    help=f"create Coqui's venv ({PEER_VENV}) if missing")
     p.add_argument("--no-coqui", dest="coqui", action="store_false",
                    help="time only our variants")
-    p.add_argument("--ours", nargs="+", default=["plain", "memory_efficient"],
-                   choices=["plain", "memory_efficient"])
+    p.add_argument("--ours", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--batch_sizes", nargs="+", type=int, default=[8, 16])
     p.add_argument("--length_scales", nargs="+", type=float, default=[1.0],
                    help="scale every utterance's length (growth with length)")

@@ -11,6 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from espnet_glowtts.memory_efficient import invertible_flows
+from espnet_glowtts.packing import packed_call
 from espnet_glowtts.tensor_utils import cached_tensor
 
 
@@ -194,6 +195,7 @@ class AffineCoupling(nn.Module):
         self.wavenet = WaveNet(hidden_channels, kernel_size, dilation_rate, num_layers,
                                global_channels, dropout)
         self.end = nn.Conv1d(hidden_channels, 2 * (channels - half), 1)
+        self.pack_batch = False  # set by FlowDecoder: WaveNet on valid frames only
         nn.init.zeros_(self.end.weight)
         nn.init.zeros_(self.end.bias)
 
@@ -202,7 +204,9 @@ class AffineCoupling(nn.Module):
                 ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         half = x.size(1) // 2
         x_a, x_b = x[:, :half], x[:, half:]
-        h = self.wavenet(self.start(x_a) * mask, mask, g)
+        h = self.start(x_a) * mask
+        h = packed_call(self.wavenet, h, mask, g) if self.pack_batch else \
+            self.wavenet(h, mask, g)
         m, logs = self.end(h).chunk(2, dim=1)
         if self.sigmoid_scale:
             logs = torch.log(1e-6 + torch.sigmoid(logs + 2))
@@ -249,6 +253,8 @@ class FlowDecoder(nn.Module):
         squeeze_factor (int): Frames folded into channels.
         sigmoid_scale (bool): Bound coupling scales with a sigmoid.
         global_channels (int): Speaker/language conditioning width (0 for none).
+        pack_batch (bool): Run the couplings' WaveNets on the valid frames only, the
+            utterances laid end to end (``packing.py``; exact, pays on unsorted batches).
         memory_efficient (bool): In training, recompute the flows' activations from their
             outputs in backward instead of storing them (see ``memory_efficient.py``).
 
@@ -258,7 +264,7 @@ class FlowDecoder(nn.Module):
                  dilation_rate: int = 1, num_blocks: int = 12, num_layers: int = 4,
                  dropout: float = 0.05, group_size: int = 4, squeeze_factor: int = 2,
                  sigmoid_scale: bool = False, global_channels: int = 0,
-                 memory_efficient: bool = False):
+                 memory_efficient: bool = False, pack_batch: bool = False):
         super().__init__()
         self.squeeze_factor = squeeze_factor
         self.memory_efficient = memory_efficient
@@ -270,6 +276,7 @@ class FlowDecoder(nn.Module):
             self.flows.append(AffineCoupling(
                 folded, hidden_channels, kernel_size, dilation_rate, num_layers,
                 global_channels, dropout, sigmoid_scale))
+            self.flows[-1].pack_batch = pack_batch
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, g: Optional[torch.Tensor] = None,
                 reverse: bool = False) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:

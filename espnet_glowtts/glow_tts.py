@@ -68,6 +68,9 @@ class GlowTTS(AbsTTS):
         memory_efficient_flows (bool): Recompute the decoder's activations from its outputs
             in backward (Glow's trick): same gradients, a fraction of the activation
             memory, more time per step (bench/train_step.py measures both).
+        pack_flow_batch (bool): Run the couplings' WaveNets on the valid frames only, the
+            batch's utterances laid end to end: the same numbers, less work when batches
+            are not sorted by length (bench/train_step.py measures it).
 
     """
 
@@ -105,6 +108,7 @@ class GlowTTS(AbsTTS):
         spk_embed_dim: Optional[int] = None,
         global_channels: int = 256,
         memory_efficient_flows: bool = False,
+        pack_flow_batch: bool = False,
     ):
         super().__init__()
         if duration_target not in DURATION_TARGETS:
@@ -139,7 +143,7 @@ class GlowTTS(AbsTTS):
             odim, decoder_hidden_channels, decoder_kernel_size, decoder_dilation_rate,
             num_flow_blocks, num_coupling_layers, decoder_dropout, group_size,
             squeeze_factor, sigmoid_scale, cond_channels,
-            memory_efficient=memory_efficient_flows)
+            memory_efficient=memory_efficient_flows, pack_batch=pack_flow_batch)
 
     # ----------------------------------------------------------------------------------
     # Input checks: every bad input is a ValueError that names it, never a silent NaN.
