@@ -199,22 +199,34 @@ class AffineCoupling(nn.Module):
         nn.init.zeros_(self.end.weight)
         nn.init.zeros_(self.end.bias)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, reverse: bool = False,
-                g: Optional[torch.Tensor] = None
-                ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        half = x.size(1) // 2
-        x_a, x_b = x[:, :half], x[:, half:]
+    def scale_shift(self, x_a: torch.Tensor, mask: torch.Tensor,
+                    g: Optional[torch.Tensor] = None
+                    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Shift m and log-scale logs (B, C/2, T) that the first half x_a predicts."""
         h = self.start(x_a) * mask
         h = packed_call(self.wavenet, h, mask, g) if self.pack_batch else \
             self.wavenet(h, mask, g)
         m, logs = self.end(h).chunk(2, dim=1)
         if self.sigmoid_scale:
             logs = torch.log(1e-6 + torch.sigmoid(logs + 2))
+        return m, logs
+
+    @staticmethod
+    def affine(x_b: torch.Tensor, m: torch.Tensor, logs: torch.Tensor, mask: torch.Tensor,
+               reverse: bool = False) -> torch.Tensor:
+        """z_b = m + exp(logs) * x_b (or its inverse), zero at padded frames."""
         if reverse:
-            z_b = (x_b - m) * torch.exp(-logs) * mask
-            return torch.cat([x_a, z_b], dim=1), None
-        z_b = (m + torch.exp(logs) * x_b) * mask
-        return torch.cat([x_a, z_b], dim=1), (logs * mask).sum(dim=(1, 2))
+            return (x_b - m) * torch.exp(-logs) * mask
+        return (m + torch.exp(logs) * x_b) * mask
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, reverse: bool = False,
+                g: Optional[torch.Tensor] = None
+                ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        half = x.size(1) // 2
+        x_a, x_b = x[:, :half], x[:, half:]
+        m, logs = self.scale_shift(x_a, mask, g)
+        z = torch.cat([x_a, self.affine(x_b, m, logs, mask, reverse)], dim=1)
+        return z, None if reverse else (logs * mask).sum(dim=(1, 2))
 
 
 def squeeze(x: torch.Tensor, mask: torch.Tensor, factor: int

@@ -5,7 +5,8 @@ scales) until backward. Here the forward pass runs without building a graph and 
 the decoder's output; backward walks the flows in reverse, reconstructs each flow's input
 from its output with the exact inverse, re-runs that one flow with autograd and backpropagates
 through it. Peak activation memory of the decoder drops from all blocks to one block; the
-price is one more WaveNet forward per coupling in backward.
+price is one more WaveNet forward per coupling (a coupling's inverse and its re-run share
+the one WaveNet pass: its scale and shift depend only on the half it passes through).
 
 Dropout inside the couplings is reproduced exactly: the RNG state before each coupling is
 saved in forward and restored for its reconstruction and re-run, and the global RNG stream
@@ -43,6 +44,31 @@ class _RestoredRng:
         return self.fork.__exit__(*exc)
 
 
+def _recompute(flow, z, mask, g, state):
+    """Input of ``flow`` reconstructed from its output z, and the flow re-run on it.
+
+    Returns the input as a list of leaves (concatenated along channels), the recomputed
+    output and log-determinant. A coupling's scale and shift come from the half it passes
+    through, so one WaveNet run both inverts and recomputes it; other flows are inverted,
+    then re-run.
+    """
+    if hasattr(flow, "scale_shift"):
+        half = z.size(1) // 2
+        with _RestoredRng(state, z.device), torch.enable_grad():
+            x_a = z[:, :half].detach().requires_grad_(True)
+            m, logs = flow.scale_shift(x_a, mask, g)
+            x_b = flow.affine(z[:, half:], m.detach(), logs.detach(), mask, reverse=True)
+            x_b.requires_grad_(True)
+            z_b = flow.affine(x_b, m, logs, mask)
+            return [x_a, x_b], torch.cat([x_a, z_b], dim=1), (logs * mask).sum(dim=(1, 2))
+    with _RestoredRng(state, z.device), torch.no_grad():
+        x, _ = flow(z, mask, reverse=True, g=g)
+    x = x.detach().requires_grad_(True)
+    with _RestoredRng(state, z.device), torch.enable_grad():
+        z_re, logdet = flow(x, mask, g=g)
+    return [x], z_re, logdet
+
+
 class _InvertibleFlows(torch.autograd.Function):
     """(x, mask, g, flows, *params) -> (z, logdet), storing only z for backward."""
 
@@ -75,23 +101,20 @@ class _InvertibleFlows(torch.autograd.Function):
         # The decoder is float32 by design; autocast must not change the recomputation.
         with torch.autocast(device_type=z.device.type, enabled=False):
             for flow, state in zip(reversed(flows), reversed(ctx.states)):
-                with _RestoredRng(state, z.device), torch.no_grad():
-                    x, _ = flow(z, mask, reverse=True, g=g)
-                x = x.detach().requires_grad_(True)
-                with _RestoredRng(state, z.device), torch.enable_grad():
-                    z_re, logdet = flow(x, mask, g=g_leaf)
+                leaves, z_re, logdet = _recompute(flow, z, mask, g_leaf, state)
                 params = [p for p in flow.parameters() if p.requires_grad]
-                inputs = [x] + params + ([g_leaf] if g_leaf is not None and
-                                         g_leaf.requires_grad else [])
+                inputs = leaves + params + ([g_leaf] if g_leaf is not None and
+                                            g_leaf.requires_grad else [])
                 grads = torch.autograd.grad([z_re, logdet], inputs, [grad_z, grad_logdet],
                                             allow_unused=True)
-                grad_z = grads[0]
-                for p, gp in zip(params, grads[1:1 + len(params)]):
+                n = len(leaves)
+                grad_z = grads[0] if n == 1 else torch.cat(grads[:n], dim=1)
+                for p, gp in zip(params, grads[n:n + len(params)]):
                     if gp is not None:
                         param_grads[p] = gp if p not in param_grads else param_grads[p] + gp
-                if len(grads) > 1 + len(params) and grads[-1] is not None:
+                if len(grads) > n + len(params) and grads[-1] is not None:
                     grad_g = grads[-1] if grad_g is None else grad_g + grads[-1]
-                z = x.detach()
+                z = torch.cat(leaves, dim=1).detach() if n > 1 else leaves[0].detach()
         ctx.flows = ctx.states = None
         params, ctx.params = ctx.params, None
         return (grad_z, None, grad_g, None, *(param_grads.get(p) for p in params))
