@@ -131,19 +131,12 @@ class Coqui:
         from TTS.tts.models.glow_tts import GlowTTS
 
         torch.manual_seed(0)
-        self.model = GlowTTS(GlowTTSConfig()).to(device)
+        self._build = lambda: GlowTTS(GlowTTSConfig()).to(device)
+        self.model = self._build()
         self.criterion = self.model.get_criterion()
         self.forced = None
-        encoder_forward = self.model.encoder.forward
-
-        def encoder(*args, **kwargs):
-            o_mean, o_log_scale, o_dur_log, x_mask = encoder_forward(*args, **kwargs)
-            if self.forced is not None:  # forced durations: ceil(exp(x) - 1) gives d back
-                o_dur_log = torch.log(self.forced + 0.5).view_as(o_dur_log) * x_mask
-            return o_mean, o_log_scale, o_dur_log, x_mask
-
-        self.model.encoder.forward = encoder
         self.initialized = False
+        self.inference_model = None
 
     def loss(self, text, text_lengths, feats, feats_lengths):
         import torch
@@ -166,16 +159,29 @@ class Coqui:
     def infer(self, text, durations, noise_scale):
         import torch
 
+        if self.inference_model is None:
+            # What Coqui's load_checkpoint(eval=True) does: inverse 1x1 weights stored,
+            # weight norm removed (on a copy: the training model keeps its weight norm).
+            self.inference_model = self._build().eval()
+            self.inference_model.load_state_dict(self.model.state_dict())
+            self.inference_model.store_inverse()
+            encoder_forward = self.inference_model.encoder.forward
+
+            def encoder(*args, **kwargs):
+                o_mean, o_log_scale, o_dur_log, x_mask = encoder_forward(*args, **kwargs)
+                # forced durations: Coqui's ceil(exp(x) - 1) gives d back
+                o_dur_log = torch.log(self.forced + 0.5).view_as(o_dur_log) * x_mask
+                return o_mean, o_log_scale, o_dur_log, x_mask
+
+            self.inference_model.encoder.forward = encoder
         text, lengths = intersperse(text[None], torch.tensor([text.numel()]))
-        self.model.inference_noise_scale = noise_scale
-        self.model.length_scale = 1.0
+        model = self.inference_model
+        model.inference_noise_scale = noise_scale
+        model.length_scale = 1.0
         self.forced = durations.float()[None, None].to(text.device)
-        try:
-            return self.model.inference(text.to(durations.device),
-                                        aux_input={"x_lengths": lengths.to(durations.device)}
-                                        )["model_outputs"][0]
-        finally:
-            self.forced = None
+        return model.inference(text.to(durations.device),
+                               aux_input={"x_lengths": lengths.to(durations.device)}
+                               )["model_outputs"][0]
 
 
 IMPLS = {"ours": Ours, "coqui": Coqui}
@@ -363,39 +369,43 @@ def run(args):
                    for impl in {r[0] for r in runners}}
         try:
             for amp in args.amp:
-                for bs in args.batch_sizes:
-                    for ls in args.length_scales:
-                        tokens, frames = batch_lengths(bs, ls, args.batching)
-                        extra = dict(threads=threads, tokens=tokens, frames=frames, amp=amp)
-                        res = interleaved(workers, runners, "train", args.repeats, extra)
-                        mem = {}
-                        if args.memory and threads == threads_list[0]:
-                            for r in runners:
-                                mem[r] = workers[r[0]].ask(op="train_mem", impl=r[0],
-                                                           variant=r[1], warmup=0, steps=1,
-                                                           **extra)["peak_mb"]
-                        elif device != "cpu":
-                            mem = {r: res[r].get("peak_mb") for r in runners}
+                for batching, bs, ls in [(b, n, x) for b in args.batching
+                                         for n in args.batch_sizes
+                                         for x in args.length_scales]:
+                    tokens, frames = batch_lengths(bs, ls, batching)
+                    extra = dict(threads=threads, tokens=tokens, frames=frames, amp=amp)
+                    res = interleaved(workers, runners, "train", args.repeats, extra)
+                    mem = {}
+                    if args.memory and threads == threads_list[0]:
                         for r in runners:
-                            rows.append(dict(kind="train", impl=r[0], variant=r[1],
-                                             threads=threads, amp=amp, batch=bs,
-                                             length_scale=ls, tokens=tokens, frames=frames,
-                                             params=res[r]["params"], loss=res[r]["loss"],
-                                             peak_mb=mem.get(r), load=os.getloadavg()[0],
-                                             **summary(res[r]["times"])))
-                            print(_line(rows[-1]), file=sys.stderr, flush=True)
+                            mem[r] = workers[r[0]].ask(op="train_mem", impl=r[0],
+                                                       variant=r[1], warmup=0, steps=1,
+                                                       **extra)["peak_mb"]
+                    elif device != "cpu":
+                        mem = {r: res[r].get("peak_mb") for r in runners}
+                    for r in runners:
+                        rows.append(dict(kind="train", impl=r[0], variant=r[1],
+                                         threads=threads, amp=amp, batch=bs,
+                                         batching=batching,
+                                         length_scale=ls, tokens=tokens, frames=frames,
+                                         params=res[r]["params"], loss=res[r]["loss"],
+                                         peak_mb=mem.get(r), load=os.getloadavg()[0],
+                                         **summary(res[r]["times"])))
+                        print(_line(rows[-1]), file=sys.stderr, flush=True)
+                # The training options change nothing at inference: our first variant only.
+                infer_runners = [r for r in runners if r[0] == "coqui" or r == runners[0]]
                 for n in args.infer_tokens:
                     frames = round(n * 5.6)
                     frames += frames % 2
                     extra = dict(threads=threads, tokens=n, frames=frames, amp=amp)
-                    res = interleaved(workers, runners, "infer", args.infer_repeats, extra)
+                    res = interleaved(workers, infer_runners, "infer", args.infer_repeats, extra)
                     mem = {}
                     if args.memory and threads == threads_list[0] and device == "cpu":
-                        for r in runners:
+                        for r in infer_runners:
                             mem[r] = workers[r[0]].ask(op="infer_mem", impl=r[0],
                                                        variant=r[1], warmup=0, steps=1,
                                                        **extra)["peak_mb"]
-                    for r in runners:
+                    for r in infer_runners:
                         rows.append(dict(kind="infer", impl=r[0], variant=r[1],
                                          threads=threads, amp=amp, batch=1,
                                          length_scale=1.0, tokens=[n], frames=[frames],
@@ -414,7 +424,8 @@ def _name(row):
 
 def _line(r):
     mem = "" if r["peak_mb"] is None else f", peak {r['peak_mb']:.0f} MB"
-    return (f"  {r['kind']} {_name(r):24s} {r['threads']}t {r['amp']:4s} B={r['batch']:2d} "
+    return (f"  {r['kind']} {_name(r):24s} {r['threads']}t {r['amp']:4s} "
+            f"{r.get('batching', '')} B={r['batch']:2d} "
             f"x{r['length_scale']}: {r['median'] * 1e3:8.0f} ms [{r['min'] * 1e3:.0f}, "
             f"{r['max'] * 1e3:.0f}] (n={r['n']}, load {r['load']:.1f}){mem}")
 
@@ -429,18 +440,19 @@ def report(rows, args, info):
              "(activations and gradients; weights and optimizer excluded).", ""]
     train = [r for r in rows if r["kind"] == "train"]
     if train:
-        lines += ["| threads | amp | B | length x | frames (max/mean) | implementation | "
-                  "step (ms) | samples/s | Coqui/ours time | peak mem (MB) | mem / Coqui |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += ["| threads | amp | batching | B | length x | frames (max/mean) | "
+                  "implementation | step (ms) | samples/s | Coqui/ours time | peak mem (MB) | "
+                  "mem / Coqui |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in train:
         ref = next((c for c in train if c["impl"] == "coqui" and all(
-            c[k] == r[k] for k in ("threads", "amp", "batch", "length_scale"))), None)
+            c[k] == r[k] for k in ("threads", "amp", "batching", "batch", "length_scale"))), None)
         ratio = "" if ref is None or r is ref else f"{ref['median'] / r['median']:.2f}x"
         mem_ratio = ("" if ref is None or r is ref or r["peak_mb"] is None
                      or ref["peak_mb"] is None else f"{r['peak_mb'] / ref['peak_mb']:.2f}")
         mem = "" if r["peak_mb"] is None else f"{r['peak_mb']:.0f}"
         lines.append(
-            f"| {r['threads']} | {r['amp']} | {r['batch']} | {r['length_scale']} | "
+            f"| {r['threads']} | {r['amp']} | {r['batching']} | {r['batch']} | "
+            f"{r['length_scale']} | "
             f"{max(r['frames'])}/{statistics.mean(r['frames']):.0f} | {_name(r)} | "
             f"{r['median'] * 1e3:.0f} [{r['min'] * 1e3:.0f}, {r['max'] * 1e3:.0f}] | "
             f"{r['batch'] / r['median']:.2f} | {ratio} | {mem} | {mem_ratio} |")
@@ -472,7 +484,7 @@ def main(argv=None):
     p.add_argument("--batch_sizes", nargs="+", type=int, default=[8, 16])
     p.add_argument("--length_scales", nargs="+", type=float, default=[1.0],
                    help="scale every utterance's length (growth with length)")
-    p.add_argument("--batching", choices=["random", "sorted"], default="random",
+    p.add_argument("--batching", nargs="+", choices=["random", "sorted"], default=["random"],
                    help="random LJSpeech utterances, or neighbours in length order")
     p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     p.add_argument("--repeats", type=int, default=3, help="timed steps per implementation")
