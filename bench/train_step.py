@@ -249,8 +249,9 @@ def worker(device):
                 scaler.update()
                 return loss
 
-            times = []
+            times, cpu_times = [], []
             for i in range(cmd["warmup"] + cmd["steps"]):
+                c0 = time.process_time()
                 if cuda:
                     torch.cuda.synchronize()
                     torch.cuda.reset_peak_memory_stats()
@@ -267,16 +268,17 @@ def worker(device):
                     result["peak_mb"] = (torch.cuda.max_memory_allocated() - mem0) / 2 ** 20
                 if i >= cmd["warmup"]:
                     times.append(time.perf_counter() - t0)
-            result["times"] = times
+                    cpu_times.append(time.process_time() - c0)
+            result["times"], result["cpu_times"] = times, cpu_times
         elif cmd["op"] in ("infer", "infer_mem"):
             g = torch.Generator().manual_seed(1)
             text = torch.randint(1, VOCAB, (cmd["tokens"],), generator=g).to(device)
             durations = even_durations(2 * cmd["tokens"] + 1, cmd["frames"]).to(device)
             impl.model.eval()
-            times = []
+            times, cpu_times = [], []
             with torch.inference_mode(), autocast:
                 for i in range(cmd["warmup"] + cmd["steps"]):
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.process_time()
                     if cmd["op"] == "infer_mem" and not cuda:
                         with _peak_tracker() as tracker:
                             y = impl.infer(text, durations, 0.333)
@@ -287,11 +289,12 @@ def worker(device):
                         torch.cuda.synchronize()
                     if i >= cmd["warmup"]:
                         times.append(time.perf_counter() - t0)
+                        cpu_times.append(time.process_time() - c0)
             frames = y.shape[0] if y.shape[-1] == N_MELS else y.shape[-1]
             if frames != cmd["frames"]:
                 raise RuntimeError(f"{key}: {frames} frames, expected {cmd['frames']}: "
                                    "the work is not matched")
-            result["times"] = times
+            result["times"], result["cpu_times"] = times, cpu_times
         result["params"] = sum(p.numel() for p in impl.model.parameters())
         out.write(json.dumps(result) + "\n")
         out.flush()
@@ -335,24 +338,28 @@ class Worker:
 
 def interleaved(workers, runners, op, repeats, extra):
     """Every runner does one (warmed-up) call per round; the order rotates each round."""
-    results = {r: dict(times=[]) for r in runners}
+    results = {r: dict(times=[], cpu_times=[]) for r in runners}
     for r in runners:  # warm-up and first-use costs (model build, ActNorm init)
         results[r].update(workers[r[0]].ask(op=op, impl=r[0], variant=r[1], warmup=1,
                                             steps=0, **extra))
-        results[r]["times"] = []
+        results[r]["times"], results[r]["cpu_times"] = [], []
     for k in range(repeats):
         order = runners[k % len(runners):] + runners[:k % len(runners)]
         for r in order:
             got = workers[r[0]].ask(op=op, impl=r[0], variant=r[1], warmup=0, steps=1,
                                     **extra)
             results[r]["times"] += got["times"]
+            results[r]["cpu_times"] += got["cpu_times"]
             results[r]["loss"] = got.get("loss")
     return results
 
 
-def summary(times):
+def summary(times, cpu_times):
+    """Wall time median [min, max]; CPU time of the worker process (all its threads), the
+    steadier figure on a loaded machine with one thread."""
     med = statistics.median(times)
-    return dict(median=med, min=min(times), max=max(times), n=len(times))
+    return dict(median=med, min=min(times), max=max(times), n=len(times),
+                cpu_median=statistics.median(cpu_times), cpu_min=min(cpu_times))
 
 
 def run(args):
@@ -390,7 +397,7 @@ def run(args):
                                          length_scale=ls, tokens=tokens, frames=frames,
                                          params=res[r]["params"], loss=res[r]["loss"],
                                          peak_mb=mem.get(r), load=os.getloadavg()[0],
-                                         **summary(res[r]["times"])))
+                                         **summary(res[r]["times"], res[r]["cpu_times"])))
                         print(_line(rows[-1]), file=sys.stderr, flush=True)
                 # The training options change nothing at inference: our first variant only.
                 infer_runners = [r for r in runners if r[0] == "coqui" or r == runners[0]]
@@ -410,7 +417,7 @@ def run(args):
                                          threads=threads, amp=amp, batch=1,
                                          length_scale=1.0, tokens=[n], frames=[frames],
                                          params=res[r]["params"], peak_mb=mem.get(r),
-                                         load=os.getloadavg()[0], **summary(res[r]["times"])))
+                                         load=os.getloadavg()[0], **summary(res[r]["times"], res[r]["cpu_times"])))
                         print(_line(rows[-1]), file=sys.stderr, flush=True)
         finally:
             for w in workers.values():
@@ -427,7 +434,12 @@ def _line(r):
     return (f"  {r['kind']} {_name(r):24s} {r['threads']}t {r['amp']:4s} "
             f"{r.get('batching', '')} B={r['batch']:2d} "
             f"x{r['length_scale']}: {r['median'] * 1e3:8.0f} ms [{r['min'] * 1e3:.0f}, "
-            f"{r['max'] * 1e3:.0f}] (n={r['n']}, load {r['load']:.1f}){mem}")
+            f"{r['max'] * 1e3:.0f}] (n={r['n']}, load {r['load']:.1f}), CPU "
+            f"{r['cpu_median'] * 1e3:.0f} ms{mem}")
+
+
+def _cpu_ratio(r, ref):
+    return "" if ref is None or r is ref else f"{ref['cpu_median'] / r['cpu_median']:.2f}x"
 
 
 def report(rows, args, info):
@@ -436,13 +448,16 @@ def report(rows, args, info):
              "Random weights, paper configuration for both (28.6M-parameter class). Step = "
              "forward, MLE + duration loss, backward, clip 5, Adam. Times: median [min, max] "
              "over interleaved turns; ratios from the same run (Coqui / ours: > 1 means we "
-             "are faster). Memory: peak live tensor storage during forward + backward "
+             "are faster). CPU s/step: process CPU time (all threads), the steadier figure "
+             "when the machine is loaded. Memory: peak live tensor storage during forward + "
+             "backward "
              "(activations and gradients; weights and optimizer excluded).", ""]
     train = [r for r in rows if r["kind"] == "train"]
     if train:
         lines += ["| threads | amp | batching | B | length x | frames (max/mean) | "
-                  "implementation | step (ms) | samples/s | Coqui/ours time | peak mem (MB) | "
-                  "mem / Coqui |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "implementation | step (ms) | samples/s | Coqui/ours time | CPU s/step | "
+                  "Coqui/ours CPU | peak mem (MB) | mem / Coqui |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in train:
         ref = next((c for c in train if c["impl"] == "coqui" and all(
             c[k] == r[k] for k in ("threads", "amp", "batching", "batch", "length_scale"))), None)
@@ -455,13 +470,15 @@ def report(rows, args, info):
             f"{r['length_scale']} | "
             f"{max(r['frames'])}/{statistics.mean(r['frames']):.0f} | {_name(r)} | "
             f"{r['median'] * 1e3:.0f} [{r['min'] * 1e3:.0f}, {r['max'] * 1e3:.0f}] | "
-            f"{r['batch'] / r['median']:.2f} | {ratio} | {mem} | {mem_ratio} |")
+            f"{r['batch'] / r['median']:.2f} | {ratio} | {r['cpu_median']:.2f} | "
+            f"{_cpu_ratio(r, ref)} | {mem} | {mem_ratio} |")
     infer = [r for r in rows if r["kind"] == "infer"]
     if infer:
         lines += ["", "Inference, one utterance, forced durations (2N+1 tokens with blanks), "
                   "noise 0.333:", "",
                   "| threads | amp | tokens | frames | implementation | time (ms) | "
-                  "Coqui/ours time | peak mem (MB) |", "|---|---|---|---|---|---|---|---|"]
+                  "Coqui/ours time | CPU ms | Coqui/ours CPU | peak mem (MB) |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
     for r in infer:
         ref = next((c for c in infer if c["impl"] == "coqui" and all(
             c[k] == r[k] for k in ("threads", "amp", "tokens"))), None)
@@ -469,7 +486,8 @@ def report(rows, args, info):
         mem = "" if r["peak_mb"] is None else f"{r['peak_mb']:.1f}"
         lines.append(f"| {r['threads']} | {r['amp']} | {r['tokens'][0]} | {r['frames'][0]} | "
                      f"{_name(r)} | {r['median'] * 1e3:.0f} [{r['min'] * 1e3:.0f}, "
-                     f"{r['max'] * 1e3:.0f}] | {ratio} | {mem} |")
+                     f"{r['max'] * 1e3:.0f}] | {ratio} | {r['cpu_median'] * 1e3:.0f} | "
+                     f"{_cpu_ratio(r, ref)} | {mem} |")
     return "\n".join(lines)
 
 
