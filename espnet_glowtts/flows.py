@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from espnet_glowtts.memory_efficient import invertible_flows
+from espnet_glowtts.packing import packed_call
 from espnet_glowtts.tensor_utils import cached_tensor
 
 
@@ -272,8 +274,29 @@ class AffineCoupling(nn.Module):
         self.wavenet = WaveNet(hidden_channels, kernel_size, dilation_rate, num_layers,
                                global_channels, dropout)
         self.end = nn.Conv1d(hidden_channels, 2 * (channels - half), 1)
+        self.pack_batch = False  # set by FlowDecoder: WaveNet on valid frames only
         nn.init.zeros_(self.end.weight)
         nn.init.zeros_(self.end.bias)
+
+    def scale_shift(self, x_a: torch.Tensor, mask: torch.Tensor,
+                    g: Optional[torch.Tensor] = None
+                    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Shift m and log-scale logs (B, C/2, T) that the first half x_a predicts."""
+        h = self.start(x_a) * mask
+        h = packed_call(self.wavenet, h, mask, g) if self.pack_batch else \
+            self.wavenet(h, mask, g)
+        m, logs = self.end(h).chunk(2, dim=1)
+        if self.sigmoid_scale:
+            logs = torch.log(1e-6 + torch.sigmoid(logs + 2))
+        return m, logs
+
+    @staticmethod
+    def affine(x_b: torch.Tensor, m: torch.Tensor, logs: torch.Tensor, mask: torch.Tensor,
+               reverse: bool = False) -> torch.Tensor:
+        """z_b = m + exp(logs) * x_b (or its inverse), zero at padded frames."""
+        if reverse:
+            return (x_b - m) * torch.exp(-logs) * mask
+        return (m + torch.exp(logs) * x_b) * mask
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, reverse: bool = False,
                 g: Optional[torch.Tensor] = None
@@ -293,15 +316,9 @@ class AffineCoupling(nn.Module):
         """
         half = x.size(1) // 2
         x_a, x_b = x[:, :half], x[:, half:]
-        h = self.wavenet(self.start(x_a) * mask, mask, g)
-        m, logs = self.end(h).chunk(2, dim=1)
-        if self.sigmoid_scale:
-            logs = torch.log(1e-6 + torch.sigmoid(logs + 2))
-        if reverse:
-            z_b = (x_b - m) * torch.exp(-logs) * mask
-            return torch.cat([x_a, z_b], dim=1), None
-        z_b = (m + torch.exp(logs) * x_b) * mask
-        return torch.cat([x_a, z_b], dim=1), (logs * mask).sum(dim=(1, 2))
+        m, logs = self.scale_shift(x_a, mask, g)
+        z = torch.cat([x_a, self.affine(x_b, m, logs, mask, reverse)], dim=1)
+        return z, None if reverse else (logs * mask).sum(dim=(1, 2))
 
 
 def squeeze(x: torch.Tensor, mask: torch.Tensor, factor: int
@@ -361,15 +378,21 @@ class FlowDecoder(nn.Module):
         squeeze_factor (int): Frames folded into channels.
         sigmoid_scale (bool): Bound coupling scales with a sigmoid.
         global_channels (int): Speaker/language conditioning width (0 for none).
+        pack_batch (bool): Run the couplings' WaveNets on the valid frames only, the
+            utterances laid end to end (``packing.py``; exact, pays on unsorted batches).
+        memory_efficient (bool): In training, recompute the flows' activations from their
+            outputs in backward instead of storing them (see ``memory_efficient.py``).
 
     """
 
     def __init__(self, channels: int, hidden_channels: int = 192, kernel_size: int = 5,
                  dilation_rate: int = 1, num_blocks: int = 12, num_layers: int = 4,
                  dropout: float = 0.05, group_size: int = 4, squeeze_factor: int = 2,
-                 sigmoid_scale: bool = False, global_channels: int = 0):
+                 sigmoid_scale: bool = False, global_channels: int = 0,
+                 memory_efficient: bool = False, pack_batch: bool = False):
         super().__init__()
         self.squeeze_factor = squeeze_factor
+        self.memory_efficient = memory_efficient
         folded = channels * squeeze_factor
         self.flows = nn.ModuleList()
         for _ in range(num_blocks):
@@ -378,6 +401,7 @@ class FlowDecoder(nn.Module):
             self.flows.append(AffineCoupling(
                 folded, hidden_channels, kernel_size, dilation_rate, num_layers,
                 global_channels, dropout, sigmoid_scale))
+            self.flows[-1].pack_batch = pack_batch
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, g: Optional[torch.Tensor] = None,
                 reverse: bool = False) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
@@ -395,6 +419,9 @@ class FlowDecoder(nn.Module):
 
         """
         x, folded_mask = squeeze(x, mask, self.squeeze_factor)
+        if self.memory_efficient and not reverse and torch.is_grad_enabled():
+            x, logdet_total = invertible_flows(self.flows, x, folded_mask, g)
+            return unsqueeze(x, folded_mask, self.squeeze_factor)[0], logdet_total
         logdet_total = None if reverse else x.new_zeros(x.size(0))
         for flow in (reversed(self.flows) if reverse else self.flows):
             x, logdet = flow(x, folded_mask, reverse=reverse, g=g)

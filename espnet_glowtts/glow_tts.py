@@ -77,6 +77,12 @@ class GlowTTS(AbsTTS):
         spk_embed_dim (Optional[int]): Size of external speaker embeddings (e.g. x-vectors).
         global_channels (int): Width of the speaker/language vector that conditions the
             duration predictor and every coupling layer.
+        memory_efficient_flows (bool): Recompute the decoder's activations from its outputs
+            in backward (Glow's trick): same gradients, a fraction of the activation
+            memory, more time per step (bench/train_step.py measures both).
+        pack_flow_batch (bool): Run the couplings' WaveNets on the valid frames only, the
+            batch's utterances laid end to end: the same numbers, less work when batches
+            are not sorted by length (bench/train_step.py measures it).
 
     """
 
@@ -113,6 +119,8 @@ class GlowTTS(AbsTTS):
         langs: Optional[int] = None,
         spk_embed_dim: Optional[int] = None,
         global_channels: int = 256,
+        memory_efficient_flows: bool = False,
+        pack_flow_batch: bool = False,
     ):
         super().__init__()
         if duration_target not in DURATION_TARGETS:
@@ -146,7 +154,8 @@ class GlowTTS(AbsTTS):
         self.decoder = FlowDecoder(
             odim, decoder_hidden_channels, decoder_kernel_size, decoder_dilation_rate,
             num_flow_blocks, num_coupling_layers, decoder_dropout, group_size,
-            squeeze_factor, sigmoid_scale, cond_channels)
+            squeeze_factor, sigmoid_scale, cond_channels,
+            memory_efficient=memory_efficient_flows, pack_batch=pack_flow_batch)
 
     # ----------------------------------------------------------------------------------
     # Input checks: every bad input is a ValueError that names it, never a silent NaN.

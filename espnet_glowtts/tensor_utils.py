@@ -114,7 +114,7 @@ def cached_tensor(
 ) -> torch.Tensor:
     """Return ``compute()``, reusing the last result while ``sources`` are unchanged.
 
-    Only used when autograd is off (inference): with gradients, the result must stay in the
+    Only used when autograd is off and the module is in eval mode (inference): with gradients, the result must stay in the
     graph. The key holds each source's storage pointer and version counter, which every
     in-place update (optimizer step, ``load_state_dict``) bumps, so a stale value is never
     returned. The cache lives in the module's ``__dict__``, outside the state dict.
@@ -129,7 +129,9 @@ def cached_tensor(
         Tensor: The (possibly cached) value.
 
     """
-    if torch.is_grad_enabled():
+    # A module in training mode changes every step: a cached copy would only cost memory
+    # (the memory-efficient flows run their training forward without autograd).
+    if torch.is_grad_enabled() or module.training:
         return compute()
     key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in sources)
     slot = module.__dict__.setdefault("_inference_cache", {})
