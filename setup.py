@@ -17,12 +17,19 @@ def _compiler_accepts_openmp(compiler_cmd) -> bool:
     """Compile and link a tiny OpenMP program with the compiler that builds extensions."""
     if os.environ.get("GLOWTTS_NO_OPENMP"):
         return False
-    source = "#include <omp.h>\nint main(void){return omp_get_max_threads() > 0 ? 0 : 1;}\n"
+    source = (
+        "#include <omp.h>\nint main(void){return omp_get_max_threads() > 0 ? 0 : 1;}\n"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "omp_check.c")
         with open(path, "w") as f:
             f.write(source)
-        cmd = list(compiler_cmd) + ["-fopenmp", path, "-o", os.path.join(tmp, "omp_check")]
+        cmd = list(compiler_cmd) + [
+            "-fopenmp",
+            path,
+            "-o",
+            os.path.join(tmp, "omp_check"),
+        ]
         try:
             return subprocess.run(cmd, capture_output=True).returncode == 0
         except OSError:
@@ -38,8 +45,10 @@ class BuildExtWithOpenMP(build_ext):
             if use_openmp:
                 ext.extra_compile_args += ["-fopenmp"]
                 ext.extra_link_args += ["-fopenmp"]
-        print(f"espnet_glowtts: building MAS core {'with' if use_openmp else 'without'} OpenMP",
-              file=sys.stderr)
+        print(
+            f"espnet_glowtts: building MAS core {'with' if use_openmp else 'without'} OpenMP",
+            file=sys.stderr,
+        )
         super().build_extensions()
 
 
@@ -50,7 +59,10 @@ def _extensions():
     return cythonize(
         [ext],
         compiler_directives=dict(
-            language_level=3, boundscheck=False, wraparound=False, cdivision=True,
+            language_level=3,
+            boundscheck=False,
+            wraparound=False,
+            cdivision=True,
             initializedcheck=False,
         ),
     )
@@ -104,7 +116,8 @@ setup(
     python_requires=">=3.12",
     # The model package, and the recipe tools that every egs2/*/tts_glow recipe shares
     # (they live beside tts.sh in egs2/TEMPLATE/tts_glow, as ESPnet keeps its pyscripts).
-    packages=find_packages(include=["espnet_glowtts", "espnet_glowtts.*"]) + [RECIPE_PACKAGE],
+    packages=find_packages(include=["espnet_glowtts", "espnet_glowtts.*"])
+    + [RECIPE_PACKAGE],
     package_dir={RECIPE_PACKAGE: f"egs2/TEMPLATE/tts_glow/{RECIPE_PACKAGE}"},
     package_data={RECIPE_PACKAGE: ["data/*.txt"]},  # the built-in espeak-ng sentences
     ext_modules=_extensions(),

@@ -24,10 +24,12 @@ from TTS.tts.configs.shared_configs import BaseDatasetConfig
 from TTS.tts.datasets import load_tts_samples
 from TTS.tts.models.glow_tts import GlowTTS
 
-TEXTS = ["the quick brown fox jumps over the lazy dog",
-         "printing in the only sense with which we are concerned",
-         "differs from most if not from all the arts",
-         "and crafts represented in the exhibition"]
+TEXTS = [
+    "the quick brown fox jumps over the lazy dog",
+    "printing in the only sense with which we are concerned",
+    "differs from most if not from all the arts",
+    "and crafts represented in the exhibition",
+]
 
 
 def main():
@@ -40,22 +42,44 @@ def main():
     rows = []
     for i, text in enumerate(TEXTS):
         n = int(22050 * (1.0 + 0.005 * len(text)))
-        x = 0.1 * np.sin(2 * np.pi * 220 * np.arange(n) / 22050) + 0.01 * rng.standard_normal(n)
+        x = 0.1 * np.sin(
+            2 * np.pi * 220 * np.arange(n) / 22050
+        ) + 0.01 * rng.standard_normal(n)
         sf.write(os.path.join(root, "wavs", f"utt{i}.wav"), x.astype(np.float32), 22050)
         rows.append(f"utt{i}|{text}|{text}")
     with open(os.path.join(root, "metadata.csv"), "w") as f:
         f.write("\n".join(rows) + "\n")
-    dataset = BaseDatasetConfig(formatter="ljspeech", meta_file_train="metadata.csv", path=root)
+    dataset = BaseDatasetConfig(
+        formatter="ljspeech", meta_file_train="metadata.csv", path=root
+    )
     config = GlowTTSConfig(
-        batch_size=2, eval_batch_size=2, num_loader_workers=0, num_eval_loader_workers=0,
-        run_eval=False, test_delay_epochs=-1, epochs=args.epochs, use_phonemes=False,
-        text_cleaner="english_cleaners", print_step=1, datasets=[dataset],
-        eval_split_size=0.25, test_sentences=[], output_path=os.path.join(root, "out"))
-    train, evaluation = load_tts_samples(config, eval_split=True,
-                                         eval_split_size=config.eval_split_size)
+        batch_size=2,
+        eval_batch_size=2,
+        num_loader_workers=0,
+        num_eval_loader_workers=0,
+        run_eval=False,
+        test_delay_epochs=-1,
+        epochs=args.epochs,
+        use_phonemes=False,
+        text_cleaner="english_cleaners",
+        print_step=1,
+        datasets=[dataset],
+        eval_split_size=0.25,
+        test_sentences=[],
+        output_path=os.path.join(root, "out"),
+    )
+    train, evaluation = load_tts_samples(
+        config, eval_split=True, eval_split_size=config.eval_split_size
+    )
     model = GlowTTS.init_from_config(config)
-    Trainer(TrainerArgs(), config, config.output_path, model=model, train_samples=train,
-            eval_samples=evaluation).fit()
+    Trainer(
+        TrainerArgs(),
+        config,
+        config.output_path,
+        model=model,
+        train_samples=train,
+        eval_samples=evaluation,
+    ).fit()
     print(f"Coqui's trainer ran {args.epochs} epochs; logs in {config.output_path}")
 
 

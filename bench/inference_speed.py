@@ -49,57 +49,136 @@ IDIM = 80  # about the size of an LJSpeech phoneme token list (<blank>, <unk>, .
 # -> about 5.6 frames per character.
 FRAMES_PER_TOKEN = 5.6
 MODELS = ("glow_tts", "glow_tts_plain", "tacotron2", "fastspeech2", "vits")
-LABELS = dict(glow_tts="Glow-TTS", glow_tts_plain="Glow-TTS (plain path)",
-              tacotron2="Tacotron2", fastspeech2="FastSpeech2", vits="VITS (text->wav)")
+LABELS = dict(
+    glow_tts="Glow-TTS",
+    glow_tts_plain="Glow-TTS (plain path)",
+    tacotron2="Tacotron2",
+    fastspeech2="FastSpeech2",
+    vits="VITS (text->wav)",
+)
 
 # ESPnet's egs2/ljspeech/tts1/conf/tuning/train_{tacotron2,fastspeech2,vits}.yaml.
 TACOTRON2_CONF = dict(
-    embed_dim=512, elayers=1, eunits=512, econv_layers=3, econv_chans=512, econv_filts=5,
-    atype="location", adim=512, aconv_chans=32, aconv_filts=15, cumulate_att_w=True,
-    dlayers=2, dunits=1024, prenet_layers=2, prenet_units=256, postnet_layers=5,
-    postnet_chans=512, postnet_filts=5, output_activation=None, use_batch_norm=True,
-    use_concate=True, use_residual=False, dropout_rate=0.5, zoneout_rate=0.1,
-    reduction_factor=1, use_masking=True, bce_pos_weight=5.0, use_guided_attn_loss=True,
-    guided_attn_loss_sigma=0.4, guided_attn_loss_lambda=1.0)
+    embed_dim=512,
+    elayers=1,
+    eunits=512,
+    econv_layers=3,
+    econv_chans=512,
+    econv_filts=5,
+    atype="location",
+    adim=512,
+    aconv_chans=32,
+    aconv_filts=15,
+    cumulate_att_w=True,
+    dlayers=2,
+    dunits=1024,
+    prenet_layers=2,
+    prenet_units=256,
+    postnet_layers=5,
+    postnet_chans=512,
+    postnet_filts=5,
+    output_activation=None,
+    use_batch_norm=True,
+    use_concate=True,
+    use_residual=False,
+    dropout_rate=0.5,
+    zoneout_rate=0.1,
+    reduction_factor=1,
+    use_masking=True,
+    bce_pos_weight=5.0,
+    use_guided_attn_loss=True,
+    guided_attn_loss_sigma=0.4,
+    guided_attn_loss_lambda=1.0,
+)
 FASTSPEECH2_CONF = dict(
-    adim=384, aheads=2, elayers=4, eunits=1536, dlayers=4, dunits=1536,
-    positionwise_layer_type="conv1d", positionwise_conv_kernel_size=3,
-    duration_predictor_layers=2, duration_predictor_chans=256,
-    duration_predictor_kernel_size=3, postnet_layers=5, postnet_filts=5, postnet_chans=256,
-    use_masking=True, use_scaled_pos_enc=True, encoder_normalize_before=True,
-    decoder_normalize_before=True, reduction_factor=1, init_type="xavier_uniform",
-    init_enc_alpha=1.0, init_dec_alpha=1.0, transformer_enc_dropout_rate=0.2,
-    transformer_enc_positional_dropout_rate=0.2, transformer_enc_attn_dropout_rate=0.2,
-    transformer_dec_dropout_rate=0.2, transformer_dec_positional_dropout_rate=0.2,
-    transformer_dec_attn_dropout_rate=0.2, pitch_predictor_layers=5,
-    pitch_predictor_chans=256, pitch_predictor_kernel_size=5, pitch_predictor_dropout=0.5,
-    pitch_embed_kernel_size=1, pitch_embed_dropout=0.0,
-    stop_gradient_from_pitch_predictor=True, energy_predictor_layers=2,
-    energy_predictor_chans=256, energy_predictor_kernel_size=3,
-    energy_predictor_dropout=0.5, energy_embed_kernel_size=1, energy_embed_dropout=0.0,
-    stop_gradient_from_energy_predictor=False)
+    adim=384,
+    aheads=2,
+    elayers=4,
+    eunits=1536,
+    dlayers=4,
+    dunits=1536,
+    positionwise_layer_type="conv1d",
+    positionwise_conv_kernel_size=3,
+    duration_predictor_layers=2,
+    duration_predictor_chans=256,
+    duration_predictor_kernel_size=3,
+    postnet_layers=5,
+    postnet_filts=5,
+    postnet_chans=256,
+    use_masking=True,
+    use_scaled_pos_enc=True,
+    encoder_normalize_before=True,
+    decoder_normalize_before=True,
+    reduction_factor=1,
+    init_type="xavier_uniform",
+    init_enc_alpha=1.0,
+    init_dec_alpha=1.0,
+    transformer_enc_dropout_rate=0.2,
+    transformer_enc_positional_dropout_rate=0.2,
+    transformer_enc_attn_dropout_rate=0.2,
+    transformer_dec_dropout_rate=0.2,
+    transformer_dec_positional_dropout_rate=0.2,
+    transformer_dec_attn_dropout_rate=0.2,
+    pitch_predictor_layers=5,
+    pitch_predictor_chans=256,
+    pitch_predictor_kernel_size=5,
+    pitch_predictor_dropout=0.5,
+    pitch_embed_kernel_size=1,
+    pitch_embed_dropout=0.0,
+    stop_gradient_from_pitch_predictor=True,
+    energy_predictor_layers=2,
+    energy_predictor_chans=256,
+    energy_predictor_kernel_size=3,
+    energy_predictor_dropout=0.5,
+    energy_embed_kernel_size=1,
+    energy_embed_dropout=0.0,
+    stop_gradient_from_energy_predictor=False,
+)
 VITS_GENERATOR = dict(
-    hidden_channels=192, spks=-1, global_channels=-1, segment_size=32,
-    text_encoder_attention_heads=2, text_encoder_ffn_expand=4, text_encoder_blocks=6,
+    hidden_channels=192,
+    spks=-1,
+    global_channels=-1,
+    segment_size=32,
+    text_encoder_attention_heads=2,
+    text_encoder_ffn_expand=4,
+    text_encoder_blocks=6,
     text_encoder_positionwise_layer_type="conv1d",
     text_encoder_positionwise_conv_kernel_size=1,
     text_encoder_positional_encoding_layer_type="rel_pos",
     text_encoder_self_attention_layer_type="rel_selfattn",
-    text_encoder_activation_type="swish", text_encoder_normalize_before=True,
-    text_encoder_dropout_rate=0.1, text_encoder_positional_dropout_rate=0.0,
-    text_encoder_attention_dropout_rate=0.0, text_encoder_conformer_kernel_size=7,
-    use_macaron_style_in_text_encoder=True, use_conformer_conv_in_text_encoder=True,
-    decoder_kernel_size=7, decoder_channels=512, decoder_upsample_scales=[8, 8, 2, 2],
-    decoder_upsample_kernel_sizes=[16, 16, 4, 4], decoder_resblock_kernel_sizes=[3, 7, 11],
+    text_encoder_activation_type="swish",
+    text_encoder_normalize_before=True,
+    text_encoder_dropout_rate=0.1,
+    text_encoder_positional_dropout_rate=0.0,
+    text_encoder_attention_dropout_rate=0.0,
+    text_encoder_conformer_kernel_size=7,
+    use_macaron_style_in_text_encoder=True,
+    use_conformer_conv_in_text_encoder=True,
+    decoder_kernel_size=7,
+    decoder_channels=512,
+    decoder_upsample_scales=[8, 8, 2, 2],
+    decoder_upsample_kernel_sizes=[16, 16, 4, 4],
+    decoder_resblock_kernel_sizes=[3, 7, 11],
     decoder_resblock_dilations=[[1, 3, 5], [1, 3, 5], [1, 3, 5]],
-    use_weight_norm_in_decoder=True, posterior_encoder_kernel_size=5,
-    posterior_encoder_layers=16, posterior_encoder_stacks=1,
-    posterior_encoder_base_dilation=1, posterior_encoder_dropout_rate=0.0,
-    use_weight_norm_in_posterior_encoder=True, flow_flows=4, flow_kernel_size=5,
-    flow_base_dilation=1, flow_layers=4, flow_dropout_rate=0.0, use_weight_norm_in_flow=True,
-    use_only_mean_in_flow=True, stochastic_duration_predictor_kernel_size=3,
-    stochastic_duration_predictor_dropout_rate=0.5, stochastic_duration_predictor_flows=4,
-    stochastic_duration_predictor_dds_conv_layers=3)
+    use_weight_norm_in_decoder=True,
+    posterior_encoder_kernel_size=5,
+    posterior_encoder_layers=16,
+    posterior_encoder_stacks=1,
+    posterior_encoder_base_dilation=1,
+    posterior_encoder_dropout_rate=0.0,
+    use_weight_norm_in_posterior_encoder=True,
+    flow_flows=4,
+    flow_kernel_size=5,
+    flow_base_dilation=1,
+    flow_layers=4,
+    flow_dropout_rate=0.0,
+    use_weight_norm_in_flow=True,
+    use_only_mean_in_flow=True,
+    stochastic_duration_predictor_kernel_size=3,
+    stochastic_duration_predictor_dropout_rate=0.5,
+    stochastic_duration_predictor_flows=4,
+    stochastic_duration_predictor_dds_conv_layers=3,
+)
 
 
 # ---------------------------------------------------------------------------------------
@@ -114,8 +193,9 @@ def even_durations(num_tokens: int, num_frames: int):
     """Integer durations (>= 1) over ``num_tokens`` tokens summing to ``num_frames``."""
     import torch
 
-    edges = torch.div(torch.arange(num_tokens + 1) * num_frames, num_tokens,
-                      rounding_mode="floor")
+    edges = torch.div(
+        torch.arange(num_tokens + 1) * num_frames, num_tokens, rounding_mode="floor"
+    )
     return edges[1:] - edges[:-1]
 
 
@@ -208,7 +288,13 @@ def build(name: str, device: str):
         counted = model
 
         def run(text, durations):
-            return model.inference(text, durations=durations, noise_scale=0.667)["feat_gen"], None
+            return (
+                model.inference(text, durations=durations, noise_scale=0.667)[
+                    "feat_gen"
+                ],
+                None,
+            )
+
     elif name == "tacotron2":
         from espnet2.tts.tacotron2 import Tacotron2
 
@@ -217,8 +303,13 @@ def build(name: str, device: str):
         def run(text, durations):
             frames = int(durations.sum())
             ratio = (frames + 0.5) / (text.numel() + 1)  # h has T_text + 1 (<sos/eos>)
-            return model.inference(text, threshold=2.0, minlenratio=0.0,
-                                   maxlenratio=ratio)["feat_gen"], None
+            return (
+                model.inference(
+                    text, threshold=2.0, minlenratio=0.0, maxlenratio=ratio
+                )["feat_gen"],
+                None,
+            )
+
     elif name == "fastspeech2":
         from espnet2.tts.fastspeech2 import FastSpeech2
 
@@ -230,15 +321,21 @@ def build(name: str, device: str):
         def run(text, durations):
             forced["d"] = torch.cat([durations, durations.new_zeros(1)])[None]
             return model.inference(text)["feat_gen"], None
+
     elif name == "vits":
         from espnet2.gan_tts.vits import VITS
 
-        model = VITS(idim=IDIM, odim=N_FFT // 2 + 1, sampling_rate=FS,
-                     generator_params=dict(VITS_GENERATOR))
+        model = VITS(
+            idim=IDIM,
+            odim=N_FFT // 2 + 1,
+            sampling_rate=FS,
+            generator_params=dict(VITS_GENERATOR),
+        )
         counted = model.generator  # the discriminator is not used at inference
 
         def run(text, durations):
             return None, model.inference(text, durations=durations.float())["wav"]
+
     else:
         raise ValueError(f"unknown model {name}")
     model.to(device).eval()
@@ -272,16 +369,35 @@ def worker(args) -> list:
     if args.griffin_lim_iters > 0:
         from espnet2.utils.griffin_lim import Spectrogram2Waveform
 
-        gl = Spectrogram2Waveform(n_fft=N_FFT, n_shift=N_SHIFT, fs=FS, n_mels=N_MELS, fmin=0,
-                                  fmax=8000, griffin_lim_iters=args.griffin_lim_iters)
+        gl = Spectrogram2Waveform(
+            n_fft=N_FFT,
+            n_shift=N_SHIFT,
+            fs=FS,
+            n_mels=N_MELS,
+            fmin=0,
+            fmax=8000,
+            griffin_lim_iters=args.griffin_lim_iters,
+        )
     load_start = os.getloadavg()[0]
-    out = {name: dict(model=name, device=device, threads=args.threads,
-                      params=runners[name][1], rows=[]) for name in args.models}
+    out = {
+        name: dict(
+            model=name,
+            device=device,
+            threads=args.threads,
+            params=runners[name][1],
+            rows=[],
+        )
+        for name in args.models
+    }
     g = torch.Generator().manual_seed(1)
 
     def once(name, text, durations):
         run = runners[name][2]
-        ctx = glow_tts_plain_path() if name == "glow_tts_plain" else contextlib.nullcontext()
+        ctx = (
+            glow_tts_plain_path()
+            if name == "glow_tts_plain"
+            else contextlib.nullcontext()
+        )
         if cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
@@ -295,14 +411,18 @@ def worker(args) -> list:
         if feats is not None and gl is not None:
             wav = gl(feats.float().cpu())
         t2 = time.perf_counter()
-        peak = (torch.cuda.max_memory_allocated() - mem0) / 2 ** 20 if cuda else None
+        peak = (torch.cuda.max_memory_allocated() - mem0) / 2**20 if cuda else None
         return feats, wav, t1 - t0, t2 - t0, peak
 
     def tracked_peak(name, text, durations):
-        ctx = glow_tts_plain_path() if name == "glow_tts_plain" else contextlib.nullcontext()
+        ctx = (
+            glow_tts_plain_path()
+            if name == "glow_tts_plain"
+            else contextlib.nullcontext()
+        )
         with ctx, PeakTensorMemory() as tracker:
             runners[name][2](text, durations)
-        return tracker.peak / 2 ** 20
+        return tracker.peak / 2**20
 
     with torch.inference_mode():
         for num_tokens in args.lengths:
@@ -316,13 +436,16 @@ def worker(args) -> list:
                     feats, wav, *_ = once(name, text, durations)
                 got = feats.size(0) if feats is not None else wav.numel() // N_SHIFT
                 if got != frames:
-                    raise RuntimeError(f"{name}: {got} frames for {num_tokens} tokens, "
-                                       f"expected {frames}: the work is not matched")
+                    raise RuntimeError(
+                        f"{name}: {got} frames for {num_tokens} tokens, "
+                        f"expected {frames}: the work is not matched"
+                    )
                 outputs[name] = feats if feats is not None else wav
             times = {name: ([], [], []) for name in args.models}
             start, rnd = time.perf_counter(), 0
-            while rnd < args.repeats and (rnd < args.min_repeats
-                                          or time.perf_counter() - start < args.max_seconds):
+            while rnd < args.repeats and (
+                rnd < args.min_repeats or time.perf_counter() - start < args.max_seconds
+            ):
                 k = rnd % len(args.models)
                 for name in args.models[k:] + args.models[:k]:
                     _, _, t_feat, t_total, peak = once(name, text, durations)
@@ -334,29 +457,46 @@ def worker(args) -> list:
                 if cuda:
                     peak, kind = max(peaks), "cuda max_memory_allocated"
                 elif args.memory:
-                    peak, kind = tracked_peak(name, text, durations), "live tensor storage"
+                    peak, kind = (
+                        tracked_peak(name, text, durations),
+                        "live tensor storage",
+                    )
                 else:
                     peak, kind = None, None
                 feat_med = statistics.median(feat_times)
                 tot_med = statistics.median(total_times)
                 is_wav_model = name == "vits"
-                out[name]["rows"].append(dict(
-                    tokens=num_tokens, frames=frames, audio_s=round(audio_s, 3),
-                    feat_s=None if is_wav_model else feat_med,
-                    feat_rtf=None if is_wav_model else feat_med / audio_s,
-                    total_s=feat_med if is_wav_model else (tot_med if gl else None),
-                    total_rtf=(feat_med if is_wav_model else tot_med) / audio_s
-                    if (gl or is_wav_model) else None,
-                    feat_times=[round(t, 5) for t in feat_times],
-                    peak_mem_mb=None if peak is None else round(peak, 1), peak_mem_kind=kind,
-                    finite=bool(np.isfinite(outputs[name].float().cpu()).all()),
-                ))
-                print(f"  {device}/{args.threads}t {name:15s} {num_tokens:4d} tokens "
-                      f"{frames:5d} frames: {feat_med * 1e3:9.1f} ms (n={len(feat_times)}, "
-                      f"load {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
+                out[name]["rows"].append(
+                    dict(
+                        tokens=num_tokens,
+                        frames=frames,
+                        audio_s=round(audio_s, 3),
+                        feat_s=None if is_wav_model else feat_med,
+                        feat_rtf=None if is_wav_model else feat_med / audio_s,
+                        total_s=feat_med if is_wav_model else (tot_med if gl else None),
+                        total_rtf=(
+                            (feat_med if is_wav_model else tot_med) / audio_s
+                            if (gl or is_wav_model)
+                            else None
+                        ),
+                        feat_times=[round(t, 5) for t in feat_times],
+                        peak_mem_mb=None if peak is None else round(peak, 1),
+                        peak_mem_kind=kind,
+                        finite=bool(np.isfinite(outputs[name].float().cpu()).all()),
+                    )
+                )
+                print(
+                    f"  {device}/{args.threads}t {name:15s} {num_tokens:4d} tokens "
+                    f"{frames:5d} frames: {feat_med * 1e3:9.1f} ms (n={len(feat_times)}, "
+                    f"load {os.getloadavg()[0]:.2f})",
+                    file=sys.stderr,
+                    flush=True,
+                )
     for r in out.values():
-        r.update(load=[round(load_start, 2), round(os.getloadavg()[0], 2)],
-                 date=time.strftime("%Y-%m-%d %H:%M"))
+        r.update(
+            load=[round(load_start, 2), round(os.getloadavg()[0], 2)],
+            date=time.strftime("%Y-%m-%d %H:%M"),
+        )
     return list(out.values())
 
 
@@ -374,9 +514,14 @@ def machine_info() -> dict:
                     break
     except OSError:
         pass
-    info = dict(cpu=cpu, cores=os.cpu_count(), python=platform.python_version(),
-                torch=torch.__version__, load_before=os.getloadavg(),
-                date=time.strftime("%Y-%m-%d %H:%M:%S"))
+    info = dict(
+        cpu=cpu,
+        cores=os.cpu_count(),
+        python=platform.python_version(),
+        torch=torch.__version__,
+        load_before=os.getloadavg(),
+        date=time.strftime("%Y-%m-%d %H:%M:%S"),
+    )
     try:
         import espnet
 
@@ -389,14 +534,39 @@ def machine_info() -> dict:
 
 
 def run_worker(device: str, threads: int, args, memory: bool) -> list:
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--models", *args.models,
-           "--device", device, "--threads", str(threads), "--repeats", str(args.repeats),
-           "--min_repeats", str(args.min_repeats), "--max_seconds", str(args.max_seconds),
-           "--warmup", str(args.warmup), "--griffin_lim_iters", str(args.griffin_lim_iters),
-           "--frames_per_token", str(args.frames_per_token),
-           "--lengths", *map(str, args.lengths), "--memory", str(memory).lower()]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
-               PYTHONWARNINGS="ignore")
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--worker",
+        "--models",
+        *args.models,
+        "--device",
+        device,
+        "--threads",
+        str(threads),
+        "--repeats",
+        str(args.repeats),
+        "--min_repeats",
+        str(args.min_repeats),
+        "--max_seconds",
+        str(args.max_seconds),
+        "--warmup",
+        str(args.warmup),
+        "--griffin_lim_iters",
+        str(args.griffin_lim_iters),
+        "--frames_per_token",
+        str(args.frames_per_token),
+        "--lengths",
+        *map(str, args.lengths),
+        "--memory",
+        str(memory).lower(),
+    ]
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS=str(threads),
+        MKL_NUM_THREADS=str(threads),
+        PYTHONWARNINGS="ignore",
+    )
     out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
     if out.returncode != 0:
         raise SystemExit(f"worker {device}/{threads} failed (rc {out.returncode})")
@@ -421,30 +591,44 @@ def report(results: list, info: dict, args) -> str:
     """Markdown: the main table, growth with length, ratios, goals."""
     by = {(r["device"], r["threads"], r["model"]): r for r in results}
     all_lengths = sorted({row["tokens"] for r in results for row in r["rows"]})
-    setups = sorted({(r["device"], r["threads"]) for r in results},
-                    key=lambda s: (s[0] != "cpu", s[1]))
-    lines = ["## Inference speed (random weights, matched work)", "",
-             f"Machine: {info['cpu']}, {info['cores']} cores visible"
-             + (f", GPU {info['gpu']}" if info.get("gpu") else ", no GPU")
-             + f"; Python {info['python']}, torch {info['torch']}, espnet "
-               f"{info.get('espnet', '?')}; {info['date']}; load average before "
-               f"{info['load_before'][0]:.2f}, after {info['load_after'][0]:.2f}.", "",
-             f"Output frames = {args.frames_per_token} x tokens (LJSpeech's average rate), "
-             f"identical for every model; Griffin-Lim {args.griffin_lim_iters} iterations. "
-             "Times are medians; RTF = time / audio duration; memory: peak of live tensor "
-             "storage during synthesis, weights excluded (CUDA: max_memory_allocated above "
-             "the loaded model).", ""]
+    setups = sorted(
+        {(r["device"], r["threads"]) for r in results},
+        key=lambda s: (s[0] != "cpu", s[1]),
+    )
+    lines = [
+        "## Inference speed (random weights, matched work)",
+        "",
+        f"Machine: {info['cpu']}, {info['cores']} cores visible"
+        + (f", GPU {info['gpu']}" if info.get("gpu") else ", no GPU")
+        + f"; Python {info['python']}, torch {info['torch']}, espnet "
+        f"{info.get('espnet', '?')}; {info['date']}; load average before "
+        f"{info['load_before'][0]:.2f}, after {info['load_after'][0]:.2f}.",
+        "",
+        f"Output frames = {args.frames_per_token} x tokens (LJSpeech's average rate), "
+        f"identical for every model; Griffin-Lim {args.griffin_lim_iters} iterations. "
+        "Times are medians; RTF = time / audio duration; memory: peak of live tensor "
+        "storage during synthesis, weights excluded (CUDA: max_memory_allocated above "
+        "the loaded model).",
+        "",
+    ]
     for dev, threads in setups:
-        where = f"{dev.upper()}, {threads} thread{'s' if threads > 1 else ''}" \
-            if dev == "cpu" else f"{dev} (CUDA, synchronised)"
+        where = (
+            f"{dev.upper()}, {threads} thread{'s' if threads > 1 else ''}"
+            if dev == "cpu"
+            else f"{dev} (CUDA, synchronised)"
+        )
         first = next(r for (d, th, _), r in by.items() if (d, th) == (dev, threads))
-        lines += [f"### {where}", "",
-                  f"Run {first.get('date', '?')}; 1-minute load average "
-                  f"{first.get('load', ['?'])[0]} at the start, {first.get('load', ['?'])[-1]} "
-                  "at the end.", "",
-                  "| model | params | tokens | frames | audio (s) | features (ms) | RTF | "
-                  "+ Griffin-Lim (ms) | RTF | peak mem (MB) |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"### {where}",
+            "",
+            f"Run {first.get('date', '?')}; 1-minute load average "
+            f"{first.get('load', ['?'])[0]} at the start, {first.get('load', ['?'])[-1]} "
+            "at the end.",
+            "",
+            "| model | params | tokens | frames | audio (s) | features (ms) | RTF | "
+            "+ Griffin-Lim (ms) | RTF | peak mem (MB) |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for m in args.models:
             r = by.get((dev, threads, m))
             if not r:
@@ -453,47 +637,85 @@ def report(results: list, info: dict, args) -> str:
                 rtf = "n/a" if row["feat_rtf"] is None else f"{row['feat_rtf']:.3f}"
                 trtf = "n/a" if row["total_rtf"] is None else f"{row['total_rtf']:.3f}"
                 mem = row["peak_mem_mb"]
-                if mem is None:  # measured once per device (thread count does not change it)
-                    mem = next((x["peak_mem_mb"] for y in results
-                                if y["device"] == dev and y["model"] == m
-                                for x in y["rows"] if x["tokens"] == row["tokens"]
-                                and x["peak_mem_mb"] is not None), None)
+                if (
+                    mem is None
+                ):  # measured once per device (thread count does not change it)
+                    mem = next(
+                        (
+                            x["peak_mem_mb"]
+                            for y in results
+                            if y["device"] == dev and y["model"] == m
+                            for x in y["rows"]
+                            if x["tokens"] == row["tokens"]
+                            and x["peak_mem_mb"] is not None
+                        ),
+                        None,
+                    )
                 mem = "n/a" if mem is None else f"{mem:.1f}"
-                lines.append(f"| {LABELS[m]} | {r['params'] / 1e6:.1f}M | {row['tokens']} | "
-                             f"{row['frames']} | {row['audio_s']:.1f} | {_ms(row['feat_s'])} | "
-                             f"{rtf} | {_ms(row['total_s'])} | {trtf} | "
-                             f"{mem} |")
+                lines.append(
+                    f"| {LABELS[m]} | {r['params'] / 1e6:.1f}M | {row['tokens']} | "
+                    f"{row['frames']} | {row['audio_s']:.1f} | {_ms(row['feat_s'])} | "
+                    f"{rtf} | {_ms(row['total_s'])} | {trtf} | "
+                    f"{mem} |"
+                )
         lines.append("")
         # Growth with length and ratios
-        lengths = sorted({row["tokens"] for (d, th, _), r in by.items()
-                          if (d, th) == (dev, threads) for row in r["rows"]})
+        lengths = sorted(
+            {
+                row["tokens"]
+                for (d, th, _), r in by.items()
+                if (d, th) == (dev, threads)
+                for row in r["rows"]
+            }
+        )
         if len(lengths) > 1:
-            lines += [f"Time against length ({where}): ms per second of audio, and time "
-                      f"relative to {lengths[0]} tokens", "",
-                      "| model | " + " | ".join(f"{n} tok: ms/s audio" for n in lengths)
-                      + " | " + " | ".join(f"x at {n}" for n in lengths[1:]) + " |",
-                      "|---" * (2 * len(lengths)) + "|"]
+            lines += [
+                f"Time against length ({where}): ms per second of audio, and time "
+                f"relative to {lengths[0]} tokens",
+                "",
+                "| model | "
+                + " | ".join(f"{n} tok: ms/s audio" for n in lengths)
+                + " | "
+                + " | ".join(f"x at {n}" for n in lengths[1:])
+                + " |",
+                "|---" * (2 * len(lengths)) + "|",
+            ]
         for m in args.models:
             r = by.get((dev, threads, m))
             if len(lengths) < 2 or not r or len(r["rows"]) < 2:
                 continue
-            t = [row["feat_s"] if row["feat_s"] is not None else row["total_s"]
-                 for row in r["rows"]]
-            per_s = [f"{ti / row['audio_s'] * 1e3:.0f}" for ti, row in zip(t, r["rows"])]
+            t = [
+                row["feat_s"] if row["feat_s"] is not None else row["total_s"]
+                for row in r["rows"]
+            ]
+            per_s = [
+                f"{ti / row['audio_s'] * 1e3:.0f}" for ti, row in zip(t, r["rows"])
+            ]
             growth = [f"{ti / t[0]:.1f}" for ti in t[1:]]
-            lines.append(f"| {LABELS[m]} | " + " | ".join(per_s) + " | "
-                         + " | ".join(growth) + " |")
+            lines.append(
+                f"| {LABELS[m]} | "
+                + " | ".join(per_s)
+                + " | "
+                + " | ".join(growth)
+                + " |"
+            )
         lines += ["", f"Ratios ({where}, same run):", ""]
         for n in lengths:
+
             def t(m, key="feat_s"):
                 return _row(by, (dev, threads, m), n, key)
+
             parts = []
-            for label, a, b in (("Tacotron2 / Glow-TTS", t("tacotron2"), t("glow_tts")),
-                                ("Glow-TTS / FastSpeech2", t("glow_tts"), t("fastspeech2")),
-                                ("plain / optimised Glow-TTS", t("glow_tts_plain"),
-                                 t("glow_tts")),
-                                ("VITS (wav) / Glow-TTS + Griffin-Lim",
-                                 t("vits", "total_s"), t("glow_tts", "total_s"))):
+            for label, a, b in (
+                ("Tacotron2 / Glow-TTS", t("tacotron2"), t("glow_tts")),
+                ("Glow-TTS / FastSpeech2", t("glow_tts"), t("fastspeech2")),
+                ("plain / optimised Glow-TTS", t("glow_tts_plain"), t("glow_tts")),
+                (
+                    "VITS (wav) / Glow-TTS + Griffin-Lim",
+                    t("vits", "total_s"),
+                    t("glow_tts", "total_s"),
+                ),
+            ):
                 v = _ratio(a, b)
                 if v is not None:
                     parts.append(f"{label} = {v:.2f}")
@@ -501,50 +723,86 @@ def report(results: list, info: dict, args) -> str:
         lines.append("")
     # Goals (2 CPU threads at the average length)
     avg = 180 if 180 in all_lengths else all_lengths[len(all_lengths) // 2]
-    goal_threads = 2 if ("cpu", 2, "glow_tts") in by else max(
-        (t for d, t, m in by if d == "cpu"), default=None)
+    goal_threads = (
+        2
+        if ("cpu", 2, "glow_tts") in by
+        else max((t for d, t, m in by if d == "cpu"), default=None)
+    )
     if goal_threads is not None:
+
         def tt(m):
             return _row(by, ("cpu", goal_threads, m), avg, "feat_s")
+
         speedup = _ratio(tt("tacotron2"), tt("glow_tts"))
         vs_fs2 = _ratio(tt("glow_tts"), tt("fastspeech2"))
         lines += [f"### Goals (CPU, {goal_threads} threads, {avg} tokens)", ""]
         if speedup is not None:
-            lines.append(f"- Glow-TTS at least 15x faster than Tacotron2: {speedup:.1f}x -> "
-                         f"{'MET' if speedup >= 15 else 'MISSED'}")
+            lines.append(
+                f"- Glow-TTS at least 15x faster than Tacotron2: {speedup:.1f}x -> "
+                f"{'MET' if speedup >= 15 else 'MISSED'}"
+            )
         if vs_fs2 is not None:
-            lines.append(f"- Glow-TTS within 1.5x of FastSpeech2's time: {vs_fs2:.2f}x -> "
-                         f"{'MET' if vs_fs2 <= 1.5 else 'MISSED'}")
+            lines.append(
+                f"- Glow-TTS within 1.5x of FastSpeech2's time: {vs_fs2:.2f}x -> "
+                f"{'MET' if vs_fs2 <= 1.5 else 'MISSED'}"
+            )
         lines.append("")
     return "\n".join(lines)
 
 
 def main(cmd=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
-    parser.add_argument("--lengths", nargs="+", type=int, default=[40, 180, 500],
-                        help="input token lengths (short, average, long)")
-    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2],
-                        help="CPU thread counts")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                        help="auto: CPU, and CUDA too when available")
+    parser.add_argument(
+        "--lengths",
+        nargs="+",
+        type=int,
+        default=[40, 180, 500],
+        help="input token lengths (short, average, long)",
+    )
+    parser.add_argument(
+        "--threads", nargs="+", type=int, default=[1, 2], help="CPU thread counts"
+    )
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="auto: CPU, and CUDA too when available",
+    )
     parser.add_argument("--repeats", type=int, default=7, help="timed runs (at most)")
     parser.add_argument("--min_repeats", type=int, default=3)
-    parser.add_argument("--max_seconds", type=float, default=60.0,
-                        help="stop repeating a cell after this much time (min_repeats kept)")
+    parser.add_argument(
+        "--max_seconds",
+        type=float,
+        default=60.0,
+        help="stop repeating a cell after this much time (min_repeats kept)",
+    )
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs per length")
-    parser.add_argument("--griffin_lim_iters", type=int, default=32,
-                        help="as conf/griffin_lim.yaml; 0 skips Griffin-Lim")
+    parser.add_argument(
+        "--griffin_lim_iters",
+        type=int,
+        default=32,
+        help="as conf/griffin_lim.yaml; 0 skips Griffin-Lim",
+    )
     parser.add_argument("--frames_per_token", type=float, default=FRAMES_PER_TOKEN)
     parser.add_argument("--out_json", default="bench/results/inference_speed.json")
     parser.add_argument("--out_md", default="bench/results/inference_speed.md")
-    parser.add_argument("--memory", type=lambda v: v.lower() in ("1", "true", "yes"),
-                        default=True, help="measure peak tensor memory (one untimed run "
-                        "per model and length, on the first thread count)")
-    parser.add_argument("--merge", nargs="*", default=[],
-                        help="JSON files of earlier runs (other thread counts or devices) "
-                             "to report together with this one; ratios stay per run")
+    parser.add_argument(
+        "--memory",
+        type=lambda v: v.lower() in ("1", "true", "yes"),
+        default=True,
+        help="measure peak tensor memory (one untimed run "
+        "per model and length, on the first thread count)",
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="*",
+        default=[],
+        help="JSON files of earlier runs (other thread counts or devices) "
+        "to report together with this one; ratios stay per run",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(cmd)
 
@@ -572,20 +830,31 @@ def main(cmd=None):
     print(f"machine: {info}", file=sys.stderr)
     results = []
     for device in devices:
-        for i, threads in enumerate(args.threads if device == "cpu" else [max(args.threads)]):
+        for i, threads in enumerate(
+            args.threads if device == "cpu" else [max(args.threads)]
+        ):
             results += run_worker(device, threads, args, memory=args.memory and i == 0)
     info["load_after"] = os.getloadavg()
     runs = [dict(machine=info, threads=args.threads, lengths=args.lengths)]
     for path in args.merge:
         earlier = json.loads(Path(path).read_text())
         done = {(r["device"], r["threads"]) for r in results}
-        results += [r for r in earlier["results"] if (r["device"], r["threads"]) not in done]
+        results += [
+            r for r in earlier["results"] if (r["device"], r["threads"]) not in done
+        ]
         runs += earlier.get("runs", [dict(machine=earlier["machine"])])
     md = report(results, info, args)
     print(md)
-    for path, text in ((args.out_json, json.dumps(dict(machine=info, args=vars(args),
-                                                       runs=runs, results=results), indent=1)),
-                       (args.out_md, md)):
+    for path, text in (
+        (
+            args.out_json,
+            json.dumps(
+                dict(machine=info, args=vars(args), runs=runs, results=results),
+                indent=1,
+            ),
+        ),
+        (args.out_md, md),
+    ):
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_text(text + "\n")

@@ -41,19 +41,29 @@ CHARS = "abcdefghijklmnopqrstuvwxyz '.,?!-"
 # ---------------------------------------------------------------------------------------
 # A random-weights ESPnet experiment (config.yaml + model.pth + feats_stats.npz), loadable
 # like a trained one. Also used by tests/test_onnx.py.
-def make_experiment(root, tts_conf: dict, texts, token_type: str = "phn",
-                    cleaner: str = "tacotron", g2p: str = "espeak_ng_english_us_vits",
-                    fs: int = FS, n_fft: int = N_FFT, n_shift: int = N_SHIFT,
-                    n_mels: int = N_MELS, seed: int = 0, flow_scale: float = 0.05):
+def make_experiment(
+    root,
+    tts_conf: dict,
+    texts,
+    token_type: str = "phn",
+    cleaner: str = "tacotron",
+    g2p: str = "espeak_ng_english_us_vits",
+    fs: int = FS,
+    n_fft: int = N_FFT,
+    n_shift: int = N_SHIFT,
+    n_mels: int = N_MELS,
+    seed: int = 0,
+    flow_scale: float = 0.05,
+):
     """Write an experiment directory whose token list covers ``texts``; returns its path."""
     import numpy as np
     import torch
     import yaml
-
-    import espnet_glowtts  # noqa: F401  (registers glow_tts)
     from espnet2.tasks.tts import TTSTask
     from espnet2.text.build_tokenizer import build_tokenizer
     from espnet2.text.cleaner import TextCleaner
+
+    import espnet_glowtts  # noqa: F401  (registers glow_tts)
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -65,25 +75,47 @@ def make_experiment(root, tts_conf: dict, texts, token_type: str = "phn",
     mean = rng.uniform(-3.0, -1.0, n_mels)
     std = rng.uniform(0.5, 1.0, n_mels)
     count = 1000
-    np.savez(root / "feats_stats.npz", count=np.array(count), sum=mean * count,
-             sum_square=(std ** 2 + mean ** 2) * count)
+    np.savez(
+        root / "feats_stats.npz",
+        count=np.array(count),
+        sum=mean * count,
+        sum_square=(std**2 + mean**2) * count,
+    )
     parser = TTSTask.get_parser()
-    args = parser.parse_args([
-        "--output_dir", str(root), "--token_type", token_type, "--cleaner", cleaner,
-        "--g2p", g2p, "--tts", "glow_tts", "--feats_extract", "fbank",
-        "--normalize", "global_mvn",
-        "--normalize_conf", f"stats_file={root / 'feats_stats.npz'}",
-        "--token_list", str(root / "tokens.txt")])
+    args = parser.parse_args(
+        [
+            "--output_dir",
+            str(root),
+            "--token_type",
+            token_type,
+            "--cleaner",
+            cleaner,
+            "--g2p",
+            g2p,
+            "--tts",
+            "glow_tts",
+            "--feats_extract",
+            "fbank",
+            "--normalize",
+            "global_mvn",
+            "--normalize_conf",
+            f"stats_file={root / 'feats_stats.npz'}",
+            "--token_list",
+            str(root / "tokens.txt"),
+        ]
+    )
     args.token_list = token_list
     args.tts_conf = dict(tts_conf)
-    args.feats_extract_conf = dict(fs=fs, n_fft=n_fft, hop_length=n_shift,
-                                   win_length=n_fft, n_mels=n_mels)
+    args.feats_extract_conf = dict(
+        fs=fs, n_fft=n_fft, hop_length=n_shift, win_length=n_fft, n_mels=n_mels
+    )
     torch.manual_seed(seed)
     model = TTSTask.build_model(args)
     with torch.no_grad():  # move every flow off the identity it starts as
         for name, p in model.tts.named_parameters():
-            if name.startswith("decoder.") and ("end." in name or "log_scale" in name
-                                                or name.endswith(".bias")):
+            if name.startswith("decoder.") and (
+                "end." in name or "log_scale" in name or name.endswith(".bias")
+            ):
                 p.normal_(0.0, flow_scale)
     for module in model.modules():
         if hasattr(module, "initialized"):
@@ -96,7 +128,12 @@ def make_experiment(root, tts_conf: dict, texts, token_type: str = "phn",
 def _tts_conf(name: str) -> dict:
     import yaml
 
-    conf = ROOT / "conf" / "tuning" / f"train_glow_tts{'' if name == 'paper' else '_mini'}.yaml"
+    conf = (
+        ROOT
+        / "conf"
+        / "tuning"
+        / f"train_glow_tts{'' if name == 'paper' else '_mini'}.yaml"
+    )
     return yaml.safe_load(conf.read_text())["tts_conf"]
 
 
@@ -147,9 +184,17 @@ def run_threads(threads: int, work: Path, repeats: int, lengths) -> list:
     for name in ("mini", "paper"):
         exp = work / name
         if not (exp / "model.pth").exists():
-            make_experiment(exp, _tts_conf(name), [CHARS], token_type="char",
-                            cleaner="none", g2p="none")
-            model, _ = TTSTask.build_model_from_file(exp / "config.yaml", exp / "model.pth")
+            make_experiment(
+                exp,
+                _tts_conf(name),
+                [CHARS],
+                token_type="char",
+                cleaner="none",
+                g2p="none",
+            )
+            model, _ = TTSTask.build_model_from_file(
+                exp / "config.yaml", exp / "model.pth"
+            )
             # blanks double the tokens: 5.6 frames per input token = 2.8 per model token
             _set_duration(model, FRAMES_PER_TOKEN / 2)
             torch.save(model.state_dict(), exp / "model.pth")
@@ -159,10 +204,12 @@ def run_threads(threads: int, work: Path, repeats: int, lengths) -> list:
         tts = model.tts
         params = sum(p.numel() for p in tts.parameters())
         fp32 = Synthesizer(work / f"{name}_onnx", num_threads=threads, seed=0)
-        int8 = Synthesizer(work / f"{name}_onnx", num_threads=threads, seed=0,
-                           quantized=True)
-        gl = Spectrogram2Waveform(**model.feats_extract.get_parameters(),
-                                  griffin_lim_iters=32)
+        int8 = Synthesizer(
+            work / f"{name}_onnx", num_threads=threads, seed=0, quantized=True
+        )
+        gl = Spectrogram2Waveform(
+            **model.feats_extract.get_parameters(), griffin_lim_iters=32
+        )
         rng = np.random.default_rng(0)
         for length in lengths:
             ids = rng.integers(2, len(fp32.config["token_list"]) - 1, length)
@@ -180,8 +227,9 @@ def run_threads(threads: int, work: Path, repeats: int, lengths) -> list:
             fns = dict(
                 torch=torch_feats,
                 ort=lambda: fp32.synthesize_ids(ids, noise_scale=0.333, vocoder=False),
-                ort_int8=lambda: int8.synthesize_ids(ids, noise_scale=0.333,
-                                                     vocoder=False),
+                ort_int8=lambda: int8.synthesize_ids(
+                    ids, noise_scale=0.333, vocoder=False
+                ),
                 torch_e2e=torch_e2e,
                 ort_e2e=lambda: fp32.synthesize_ids(ids, noise_scale=0.333),
             )
@@ -189,7 +237,7 @@ def run_threads(threads: int, work: Path, repeats: int, lengths) -> list:
                 fn()
             times = {k: [] for k in fns}
             for r in range(repeats):  # interleaved rounds, rotating order
-                keys = list(fns)[r % len(fns):] + list(fns)[:r % len(fns)]
+                keys = list(fns)[r % len(fns) :] + list(fns)[: r % len(fns)]
                 for k in keys:
                     times[k].append(_median_time(fns[k], 1))
             med = {k: statistics.median(v) for k, v in times.items()}
@@ -197,22 +245,33 @@ def run_threads(threads: int, work: Path, repeats: int, lengths) -> list:
             q = int8.synthesize_ids(ids, noise_scale=0.0, vocoder=False)
             frames = len(ref["feat_gen"])
             seconds = frames * N_SHIFT / FS
-            rows.append(dict(
-                model=name, params=params, threads=threads, tokens=length, frames=frames,
-                audio_s=seconds, **{f"{k}_s": v for k, v in med.items()},
-                ort_over_torch=med["ort"] / med["torch"],
-                int8_over_fp32=med["ort_int8"] / med["ort"],
-                int8_mcd_db=_mcd(q["feat_gen_denorm"], ref["feat_gen_denorm"]),
-                int8_same_durations=bool(np.array_equal(q["duration"], ref["duration"])),
-                rtf_ort_e2e=med["ort_e2e"] / seconds, rtf_torch_e2e=med["torch_e2e"] / seconds,
-            ))
+            rows.append(
+                dict(
+                    model=name,
+                    params=params,
+                    threads=threads,
+                    tokens=length,
+                    frames=frames,
+                    audio_s=seconds,
+                    **{f"{k}_s": v for k, v in med.items()},
+                    ort_over_torch=med["ort"] / med["torch"],
+                    int8_over_fp32=med["ort_int8"] / med["ort"],
+                    int8_mcd_db=_mcd(q["feat_gen_denorm"], ref["feat_gen_denorm"]),
+                    int8_same_durations=bool(
+                        np.array_equal(q["duration"], ref["duration"])
+                    ),
+                    rtf_ort_e2e=med["ort_e2e"] / seconds,
+                    rtf_torch_e2e=med["torch_e2e"] / seconds,
+                )
+            )
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     return rows
 
 
 def markdown(rows, load: str) -> str:
     lines = [
-        f"Machine load during the run: {load}.", "",
+        f"Machine load during the run: {load}.",
+        "",
         "| model | threads | tokens | frames | torch feats (s) | ORT feats (s) | ORT/torch "
         "| int8 (s) | int8/fp32 | int8 MCD (dB) | int8 same durations | RTF ORT+GL "
         "| RTF torch+GL |",
@@ -225,13 +284,15 @@ def markdown(rows, load: str) -> str:
             f"| {r['ort_over_torch']:.2f}x | {r['ort_int8_s']:.3f} "
             f"| {r['int8_over_fp32']:.2f}x | {r['int8_mcd_db']:.2f} "
             f"| {'yes' if r['int8_same_durations'] else 'no'} | {r['rtf_ort_e2e']:.3f} "
-            f"| {r['rtf_torch_e2e']:.3f} |")
+            f"| {r['rtf_torch_e2e']:.3f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--lengths", type=int, nargs="+", default=[40, 180, 500])
     parser.add_argument("--repeats", type=int, default=3)
@@ -250,9 +311,23 @@ def main() -> None:
     for threads in args.threads:
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
         out = subprocess.run(
-            [sys.executable, __file__, "--child", str(threads), "--work_dir", str(work),
-             "--repeats", str(args.repeats), "--lengths", *map(str, args.lengths)],
-            env=env, check=True, stdout=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                str(threads),
+                "--work_dir",
+                str(work),
+                "--repeats",
+                str(args.repeats),
+                "--lengths",
+                *map(str, args.lengths),
+            ],
+            env=env,
+            check=True,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         rows += json.loads(out.stdout.strip().splitlines()[-1])
     load += f", {os.getloadavg()[0]:.1f} at end"
     md = markdown(rows, load)

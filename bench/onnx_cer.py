@@ -24,11 +24,17 @@ import soundfile as sf  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model_tag", required=True, help="packed zip or experiment dir")
-    parser.add_argument("--onnx_dir", default=None,
-                        help="an existing export (default: export into a temp dir)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model_tag", required=True, help="packed zip or experiment dir"
+    )
+    parser.add_argument(
+        "--onnx_dir",
+        default=None,
+        help="an existing export (default: export into a temp dir)",
+    )
     parser.add_argument("--text", required=True, help="'utt_id sentence' lines")
     parser.add_argument("--noise_scale", type=float, default=0.333)
     parser.add_argument("--seed", type=int, default=0)
@@ -50,12 +56,18 @@ def main() -> None:
     onnx_dir = Path(args.onnx_dir) if args.onnx_dir else work / "onnx"
     if not args.onnx_dir:
         export(args.model_tag, onnx_dir, int8=True)
-    utts = [line.split(maxsplit=1) for line in Path(args.text).read_text().splitlines()
-            if line.strip()]
+    utts = [
+        line.split(maxsplit=1)
+        for line in Path(args.text).read_text().splitlines()
+        if line.strip()
+    ]
     config, model_file = resolve_model(args.model_tag, None)
     torch.manual_seed(args.seed)
-    systems = dict(torch=Text2Speech(train_config=config, model_file=model_file,
-                                     noise_scale=args.noise_scale))
+    systems = dict(
+        torch=Text2Speech(
+            train_config=config, model_file=model_file, noise_scale=args.noise_scale
+        )
+    )
     systems["onnx_fp32"] = Synthesizer(onnx_dir, seed=args.seed)
     if "encoder_int8" in systems["onnx_fp32"].config["graphs"]:
         systems["onnx_int8"] = Synthesizer(onnx_dir, seed=args.seed, quantized=True)
@@ -74,11 +86,18 @@ def main() -> None:
         rates[name] = error_rates(refs, hyps)
         print(name, rates[name], file=sys.stderr)
     gap = rates["onnx_fp32"]["cer"] - rates["torch"]["cer"]
-    lines = [f"{len(utts)} utterances of {args.text}, noise_scale {args.noise_scale}, "
-             f"ASR {asr_name}", "", "| system | CER (%) | WER (%) |", "|---|---|---|"]
+    lines = [
+        f"{len(utts)} utterances of {args.text}, noise_scale {args.noise_scale}, "
+        f"ASR {asr_name}",
+        "",
+        "| system | CER (%) | WER (%) |",
+        "|---|---|---|",
+    ]
     lines += [f"| {n} | {r['cer']:.2f} | {r['wer']:.2f} |" for n, r in rates.items()]
-    lines += ["", f"runtime fp32 - torch: {gap:+.2f} CER points (limit "
-              f"{args.max_cer_gap})"]
+    lines += [
+        "",
+        f"runtime fp32 - torch: {gap:+.2f} CER points (limit " f"{args.max_cer_gap})",
+    ]
     md = "\n".join(lines) + "\n"
     print(md)
     if args.out_md:

@@ -51,7 +51,9 @@ def fwd_bwd(module, *args):
 def masks(repeat):
     from espnet2.legacy.nets.pytorch_backend.nets_utils import make_pad_mask
 
-    print("\n## masks: sequence_mask(lengths, T) vs (~make_pad_mask(lengths, maxlen=T))[:, None]")
+    print(
+        "\n## masks: sequence_mask(lengths, T) vs (~make_pad_mask(lengths, maxlen=T))[:, None]"
+    )
     for batch, length in ((32, 180), (32, 870), (1, 10000)):
         g = torch.Generator().manual_seed(0)
         lengths = torch.randint(1, length + 1, (batch,), generator=g)
@@ -59,12 +61,20 @@ def masks(repeat):
         ours = sequence_mask(lengths, length)
         theirs = (~make_pad_mask(lengths, maxlen=length)).unsqueeze(1).float()
         n = 200
-        t_ours = median_ms(lambda: [sequence_mask(lengths, length) for _ in range(n)], repeat)
+        t_ours = median_ms(
+            lambda: [sequence_mask(lengths, length) for _ in range(n)], repeat
+        )
         t_esp = median_ms(
-            lambda: [(~make_pad_mask(lengths, maxlen=length)).unsqueeze(1).float()
-                     for _ in range(n)], repeat)
-        print(f"B={batch:3d} T={length:6d}: equal={torch.equal(ours, theirs)}; "
-              f"ours {t_ours / n * 1e3:8.1f} us, ESPnet {t_esp / n * 1e3:8.1f} us per call")
+            lambda: [
+                (~make_pad_mask(lengths, maxlen=length)).unsqueeze(1).float()
+                for _ in range(n)
+            ],
+            repeat,
+        )
+        print(
+            f"B={batch:3d} T={length:6d}: equal={torch.equal(ours, theirs)}; "
+            f"ours {t_ours / n * 1e3:8.1f} us, ESPnet {t_esp / n * 1e3:8.1f} us per call"
+        )
 
 
 class PreviousChannelLayerNorm(torch.nn.Module):
@@ -77,14 +87,18 @@ class PreviousChannelLayerNorm(torch.nn.Module):
         self.beta = torch.nn.Parameter(torch.zeros(channels))
 
     def forward(self, x):
-        x = F.layer_norm(x.transpose(1, -1), x.shape[1:2], self.gamma, self.beta, self.eps)
+        x = F.layer_norm(
+            x.transpose(1, -1), x.shape[1:2], self.gamma, self.beta, self.eps
+        )
         return x.transpose(1, -1)
 
 
 def layer_norms(repeat, batch):
     from espnet2.legacy.nets.pytorch_backend.transformer.layer_norm import LayerNorm
 
-    print("\n## LayerNorm over channels (192): release 0.1.0's own vs ESPnet's LayerNorm(dim=1)")
+    print(
+        "\n## LayerNorm over channels (192): release 0.1.0's own vs ESPnet's LayerNorm(dim=1)"
+    )
     previous = PreviousChannelLayerNorm(192)
     with torch.no_grad():
         previous.gamma.normal_(1.0, 0.1)
@@ -96,20 +110,32 @@ def layer_norms(repeat, batch):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, 192, 180, generator=g)
     quiet = x.clone()
-    quiet[:, :, :20] = 0.01 * torch.randn(batch, 192, 20, generator=g)  # low-variance frames
+    quiet[:, :, :20] = 0.01 * torch.randn(
+        batch, 192, 20, generator=g
+    )  # low-variance frames
     for name, inp in (("N(0,1) input", x), ("frames with std 0.01", quiet)):
         d_esp = (previous(inp) - espnet(inp)).abs().max().item()
         d_cur = (previous(inp) - current(inp)).abs().max().item()
-        print(f"{name}: max |previous - ESPnet (eps {espnet.eps:g})| = {d_esp:.3g}; "
-              f"max |previous - ChannelLayerNorm| = {d_cur:.3g}")
-    print("state-dict names: previous", list(previous.state_dict()), "ESPnet",
-          list(espnet.state_dict()), "ChannelLayerNorm", list(current.state_dict()))
+        print(
+            f"{name}: max |previous - ESPnet (eps {espnet.eps:g})| = {d_esp:.3g}; "
+            f"max |previous - ChannelLayerNorm| = {d_cur:.3g}"
+        )
+    print(
+        "state-dict names: previous",
+        list(previous.state_dict()),
+        "ESPnet",
+        list(espnet.state_dict()),
+        "ChannelLayerNorm",
+        list(current.state_dict()),
+    )
     xr = x.clone().requires_grad_()
     for _ in range(2):  # alternate, the machine may be shared
         t_prev = median_ms(fwd_bwd(previous, xr), repeat * 10)
         t_cur = median_ms(fwd_bwd(current, xr), repeat * 10)
-        print(f"forward+backward (B={batch}, 192 x 180): previous {t_prev:.3f} ms, "
-              f"ChannelLayerNorm {t_cur:.3f} ms")
+        print(
+            f"forward+backward (B={batch}, 192 x 180): previous {t_prev:.3f} ms, "
+            f"ChannelLayerNorm {t_cur:.3f} ms"
+        )
 
 
 class EspnetWaveNet(torch.nn.Module):
@@ -123,12 +149,24 @@ class EspnetWaveNet(torch.nn.Module):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.nn.utils.weight_norm is deprecated
             self.net = ESPnetWaveNet(
-                in_channels=-1, out_channels=-1, kernel_size=kernel_size, layers=layers,
-                stacks=1, base_dilation=1, residual_channels=c, aux_channels=-1,
-                gate_channels=2 * c, skip_channels=c,
+                in_channels=-1,
+                out_channels=-1,
+                kernel_size=kernel_size,
+                layers=layers,
+                stacks=1,
+                base_dilation=1,
+                residual_channels=c,
+                aux_channels=-1,
+                gate_channels=2 * c,
+                skip_channels=c,
                 global_channels=global_channels if global_channels > 0 else -1,
-                dropout_rate=ours.dropout.p, use_weight_norm=True, use_first_conv=False,
-                use_last_conv=False, scale_residual=False, scale_skip_connect=False)
+                dropout_rate=ours.dropout.p,
+                use_weight_norm=True,
+                use_first_conv=False,
+                use_last_conv=False,
+                scale_residual=False,
+                scale_skip_connect=False,
+            )
         with torch.no_grad():
             for i, block in enumerate(self.net.conv_layers):
                 src = ours.in_layers[i]
@@ -139,7 +177,9 @@ class EspnetWaveNet(torch.nn.Module):
                     rows = slice(2 * c * i, 2 * c * (i + 1))
                     block.conv1x1_glo.weight_v.copy_(ours.cond_layer.weight_v[rows])
                     block.conv1x1_glo.weight_g.copy_(ours.cond_layer.weight_g[rows])
-                    bias += ours.cond_layer.bias[rows]  # ESPnet's global conv has no bias
+                    bias += ours.cond_layer.bias[
+                        rows
+                    ]  # ESPnet's global conv has no bias
                 block.conv.bias.copy_(bias)
                 out = ours.res_skip_layers[i]
                 if i < layers - 1:
@@ -171,35 +211,53 @@ def wavenets(repeat, batch, frames):
     with torch.no_grad():
         d = (ours(x, mask, g) - theirs(x, mask, g)).abs().max().item()
         scale = ours(x, mask, g).abs().max().item()
-    print(f"eval mode, same weights: max |ours - ESPnet| = {d:.3g} (outputs up to {scale:.3g})")
+    print(
+        f"eval mode, same weights: max |ours - ESPnet| = {d:.3g} (outputs up to {scale:.3g})"
+    )
     n_ours = sum(p.numel() for p in ours.parameters())
     n_esp = sum(p.numel() for p in theirs.parameters())
-    print(f"parameters: ours {n_ours:,}, ESPnet {n_esp:,}; names: ours "
-          f"{sorted({k.split('.')[0] for k in ours.state_dict()})}, ESPnet "
-          f"{sorted({'.'.join(k.split('.')[:3:2]) for k in theirs.net.state_dict()})}")
+    print(
+        f"parameters: ours {n_ours:,}, ESPnet {n_esp:,}; names: ours "
+        f"{sorted({k.split('.')[0] for k in ours.state_dict()})}, ESPnet "
+        f"{sorted({'.'.join(k.split('.')[:3:2]) for k in theirs.net.state_dict()})}"
+    )
     ours.train(), theirs.train()
     xr = x.clone().requires_grad_()
-    t = interleaved({"ours": fwd_bwd(ours, xr, mask, g), "ESPnet": fwd_bwd(theirs, xr, mask, g)},
-                    repeat)
-    print(f"forward+backward, train mode (B={batch}, T={frames}): ours {t['ours']:.1f} ms, "
-          f"ESPnet {t['ESPnet']:.1f} ms")
+    t = interleaved(
+        {"ours": fwd_bwd(ours, xr, mask, g), "ESPnet": fwd_bwd(theirs, xr, mask, g)},
+        repeat,
+    )
+    print(
+        f"forward+backward, train mode (B={batch}, T={frames}): ours {t['ours']:.1f} ms, "
+        f"ESPnet {t['ESPnet']:.1f} ms"
+    )
     ours.eval(), theirs.eval()
     with torch.no_grad():
-        t = interleaved({"ours": lambda: ours(x, mask, g), "ESPnet": lambda: theirs(x, mask, g)},
-                        repeat)
-    print(f"inference forward (no grad): ours {t['ours']:.1f} ms, ESPnet {t['ESPnet']:.1f} ms")
+        t = interleaved(
+            {"ours": lambda: ours(x, mask, g), "ESPnet": lambda: theirs(x, mask, g)},
+            repeat,
+        )
+    print(
+        f"inference forward (no grad): ours {t['ours']:.1f} ms, ESPnet {t['ESPnet']:.1f} ms"
+    )
 
-    print("\n## paper-size FlowDecoder (80 mels, 12 blocks), forward+backward, train mode")
+    print(
+        "\n## paper-size FlowDecoder (80 mels, 12 blocks), forward+backward, train mode"
+    )
     decoder = FlowDecoder(80)
     swapped = copy.deepcopy(decoder)
     for flow in swapped.flows[2::3]:
         flow.wavenet = EspnetWaveNet(flow.wavenet, 5)
     y = torch.randn(batch, 80, 2 * frames)
     y_mask = sequence_mask(lengths * 2, 2 * frames)
-    t = interleaved({"ours": fwd_bwd(decoder, y, y_mask), "ESPnet": fwd_bwd(swapped, y, y_mask)},
-                    repeat)
-    print(f"B={batch}, T_feats={2 * frames}: ours {t['ours']:.0f} ms, with ESPnet's WaveNet "
-          f"{t['ESPnet']:.0f} ms")
+    t = interleaved(
+        {"ours": fwd_bwd(decoder, y, y_mask), "ESPnet": fwd_bwd(swapped, y, y_mask)},
+        repeat,
+    )
+    print(
+        f"B={batch}, T_feats={2 * frames}: ours {t['ours']:.0f} ms, with ESPnet's WaveNet "
+        f"{t['ESPnet']:.0f} ms"
+    )
 
 
 def interleaved(fns, repeat):
@@ -216,7 +274,9 @@ def interleaved(fns, repeat):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--frames", type=int, default=400, help="frames after the squeeze")

@@ -58,24 +58,36 @@ def build_inputs(sentences, targets=TARGETS, per_length: int = 2):
             while True:
                 s = sentences[i % len(sentences)]
                 joined = " ".join(parts + [s])
-                if parts and abs(len(joined) - target) > abs(len(" ".join(parts)) - target):
+                if parts and abs(len(joined) - target) > abs(
+                    len(" ".join(parts)) - target
+                ):
                     break
                 parts.append(s)
                 i += 1
                 if i - start > 10 * len(sentences):
                     break
             start = i
-            inputs.append(dict(id=f"len{target}_{k}", target=target, text=" ".join(parts)))
+            inputs.append(
+                dict(id=f"len{target}_{k}", target=target, text=" ".join(parts))
+            )
     return inputs
 
 
 def main(cmd=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--text", required=True,
-                        help="held-out sentences: a Kaldi text file or one a line")
-    parser.add_argument("--model", action="append", required=True,
-                        help="NAME=EXP_DIR:MODEL_FILE (config.yaml in EXP_DIR); repeat")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--text",
+        required=True,
+        help="held-out sentences: a Kaldi text file or one a line",
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        help="NAME=EXP_DIR:MODEL_FILE (config.yaml in EXP_DIR); repeat",
+    )
     parser.add_argument("--targets", nargs="+", type=int, default=list(TARGETS))
     parser.add_argument("--per_length", type=int, default=2, help="inputs per length")
     parser.add_argument("--vocoder_config", default="conf/griffin_lim.yaml")
@@ -90,9 +102,9 @@ def main(cmd=None):
         os.chdir(args.chdir)
     import soundfile as sf
     import torch
+    from espnet2.bin.tts_inference import Text2Speech
 
     import espnet_glowtts  # noqa: F401  (registers glow_tts)
-    from espnet2.bin.tts_inference import Text2Speech
     from glowtts_recipe.score import error_rates, load_asr
 
     transcribe, asr_name = load_asr()
@@ -104,10 +116,13 @@ def main(cmd=None):
     for spec in args.model:
         name, _, where = spec.partition("=")
         exp_dir, _, model_file = where.partition(":")
-        tts = Text2Speech(train_config=str(Path(exp_dir) / "config.yaml"),
-                          model_file=str(Path(exp_dir) / (model_file or "train.loss.ave.pth")),
-                          vocoder_config=args.vocoder_config, noise_scale=args.noise_scale,
-                          device="cpu")
+        tts = Text2Speech(
+            train_config=str(Path(exp_dir) / "config.yaml"),
+            model_file=str(Path(exp_dir) / (model_file or "train.loss.ave.pth")),
+            vocoder_config=args.vocoder_config,
+            noise_scale=args.noise_scale,
+            device="cpu",
+        )
         fs = tts.fs
         rows = []
         for item in inputs:
@@ -120,27 +135,48 @@ def main(cmd=None):
             path.parent.mkdir(parents=True, exist_ok=True)
             sf.write(str(path), wav, fs, subtype="PCM_16")
             hyp = transcribe(str(path))
-            n_tokens = int(len(tts.preprocess_fn("<dummy>", dict(text=item["text"]))["text"]))
-            frames = int(out["feat_gen"].shape[0]) if out.get("feat_gen") is not None else None
-            row = dict(id=item["id"], target=item["target"], chars=len(item["text"]),
-                       tokens=n_tokens, frames=frames, audio_s=round(len(wav) / fs, 2),
-                       synth_s=round(seconds, 2), hyp=hyp.strip(),
-                       **error_rates([item["text"]], [hyp]))
+            n_tokens = int(
+                len(tts.preprocess_fn("<dummy>", dict(text=item["text"]))["text"])
+            )
+            frames = (
+                int(out["feat_gen"].shape[0])
+                if out.get("feat_gen") is not None
+                else None
+            )
+            row = dict(
+                id=item["id"],
+                target=item["target"],
+                chars=len(item["text"]),
+                tokens=n_tokens,
+                frames=frames,
+                audio_s=round(len(wav) / fs, 2),
+                synth_s=round(seconds, 2),
+                hyp=hyp.strip(),
+                **error_rates([item["text"]], [hyp]),
+            )
             # Tacotron2 without a stop: it ran to maxlenratio (10 frames per token + eos).
             if frames is not None and type(tts.tts).__name__ == "Tacotron2":
                 row["no_stop"] = frames >= 10 * (n_tokens + 1)
             rows.append(row)
-            print(f"{name:28s} {item['id']:10s} {row['chars']:5d} chars: CER {row['cer']:6.2f}"
-                  f" % ({row['audio_s']} s audio, {seconds:.1f} s)", file=sys.stderr, flush=True)
+            print(
+                f"{name:28s} {item['id']:10s} {row['chars']:5d} chars: CER {row['cer']:6.2f}"
+                f" % ({row['audio_s']} s audio, {seconds:.1f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
         results["models"][name] = rows
 
-    lines = ["## Robustness to long inputs: CER (%) against input length", "",
-             f"ASR: {asr_name}. Inputs: held-out sentences from {args.text} concatenated to "
-             f"about {', '.join(map(str, args.targets))} characters, {args.per_length} per "
-             "length; Griffin-Lim vocoder. Each cell: CER over the inputs of that length "
-             "(edit distance / reference characters).", "",
-             "| model | " + " | ".join(f"~{t} chars" for t in args.targets) + " |",
-             "|---" * (1 + len(args.targets)) + "|"]
+    lines = [
+        "## Robustness to long inputs: CER (%) against input length",
+        "",
+        f"ASR: {asr_name}. Inputs: held-out sentences from {args.text} concatenated to "
+        f"about {', '.join(map(str, args.targets))} characters, {args.per_length} per "
+        "length; Griffin-Lim vocoder. Each cell: CER over the inputs of that length "
+        "(edit distance / reference characters).",
+        "",
+        "| model | " + " | ".join(f"~{t} chars" for t in args.targets) + " |",
+        "|---" * (1 + len(args.targets)) + "|",
+    ]
     for name, rows in results["models"].items():
         cells = []
         for t in args.targets:
@@ -150,8 +186,12 @@ def main(cmd=None):
             stops = sum(bool(r.get("no_stop")) for r in sel)
             cells.append(f"{cer:.1f}" + (f" ({stops} no stop)" if stops else ""))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "Actual lengths (characters): " + ", ".join(
-        f"{i['id']}={len(i['text'])}" for i in inputs), ""]
+    lines += [
+        "",
+        "Actual lengths (characters): "
+        + ", ".join(f"{i['id']}={len(i['text'])}" for i in inputs),
+        "",
+    ]
     md = "\n".join(lines)
     print(md)
     out_md = Path(args.out_md or run_dir / "robustness.md")

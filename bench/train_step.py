@@ -46,7 +46,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 PEER_VENV = HERE / "results" / "peers" / "coqui-tts-venv"
-PEER_REQUIREMENTS = ["coqui-tts[codec]==0.28.0", "six", "torch==2.11.0", "torchaudio==2.11.0"]
+PEER_REQUIREMENTS = [
+    "coqui-tts[codec]==0.28.0",
+    "six",
+    "torch==2.11.0",
+    "torchaudio==2.11.0",
+]
 VOCAB = 67  # Coqui takes num_chars from its default character set, whatever is passed
 N_MELS = 80
 MAX_FRAMES = 870
@@ -64,12 +69,13 @@ def batch_lengths(batch_size, length_scale=1.0, batching="random", seed=0):
     for _ in range(pool):
         chars = min(180, max(20, round(rng.gauss(100, 35))))
         frames = min(MAX_FRAMES, round(chars * rng.uniform(4.8, 6.4)))
-        items.append((max(4, round(chars * length_scale)),
-                      max(8, round(frames * length_scale))))
+        items.append(
+            (max(4, round(chars * length_scale)), max(8, round(frames * length_scale)))
+        )
     if batching == "sorted":
         items.sort(key=lambda x: x[1])
         start = rng.randrange(0, pool - batch_size)
-        items = items[start:start + batch_size]
+        items = items[start : start + batch_size]
     items.sort(key=lambda x: -x[1])
     return [t for t, _ in items], [f for _, f in items]
 
@@ -98,8 +104,9 @@ def intersperse(text, lengths):
 def even_durations(num_tokens, num_frames):
     import torch
 
-    edges = torch.div(torch.arange(num_tokens + 1) * num_frames, num_tokens,
-                      rounding_mode="floor")
+    edges = torch.div(
+        torch.arange(num_tokens + 1) * num_frames, num_tokens, rounding_mode="floor"
+    )
     return edges[1:] - edges[:-1]
 
 
@@ -116,12 +123,17 @@ class Ours:
         self.model = GlowTTS(idim=VOCAB, odim=N_MELS, **kw).to(device)
 
     def loss(self, text, text_lengths, feats, feats_lengths):
-        return self.model(text=text, text_lengths=text_lengths, feats=feats,
-                          feats_lengths=feats_lengths)[0]
+        return self.model(
+            text=text,
+            text_lengths=text_lengths,
+            feats=feats,
+            feats_lengths=feats_lengths,
+        )[0]
 
     def infer(self, text, durations, noise_scale):
         return self.model.inference(text, durations=durations, noise_scale=noise_scale)[
-            "feat_gen"]
+            "feat_gen"
+        ]
 
 
 class Coqui:
@@ -142,7 +154,9 @@ class Coqui:
         import torch
 
         text, text_lengths = intersperse(text, text_lengths)
-        if not self.initialized:  # Coqui's data-dependent ActNorm init, as its train_step
+        if (
+            not self.initialized
+        ):  # Coqui's data-dependent ActNorm init, as its train_step
             self.model.unlock_act_norm_layers()
             with torch.no_grad():
                 self.model.forward(text, text_lengths, feats, feats_lengths)
@@ -150,10 +164,16 @@ class Coqui:
             self.initialized = True
         out = self.model.forward(text, text_lengths, feats, feats_lengths)
         with torch.autocast(feats.device.type, enabled=False):
-            losses = self.criterion(out["z"].float(), out["y_mean"].float(),
-                                    out["y_log_scale"].float(), out["logdet"].float(),
-                                    feats_lengths, out["durations_log"].float(),
-                                    out["total_durations_log"].float(), text_lengths)
+            losses = self.criterion(
+                out["z"].float(),
+                out["y_mean"].float(),
+                out["y_log_scale"].float(),
+                out["logdet"].float(),
+                feats_lengths,
+                out["durations_log"].float(),
+                out["total_durations_log"].float(),
+                text_lengths,
+            )
         return losses["loss"]
 
     def infer(self, text, durations, noise_scale):
@@ -168,7 +188,9 @@ class Coqui:
             encoder_forward = self.inference_model.encoder.forward
 
             def encoder(*args, **kwargs):
-                o_mean, o_log_scale, o_dur_log, x_mask = encoder_forward(*args, **kwargs)
+                o_mean, o_log_scale, o_dur_log, x_mask = encoder_forward(
+                    *args, **kwargs
+                )
                 # forced durations: Coqui's ceil(exp(x) - 1) gives d back
                 o_dur_log = torch.log(self.forced + 0.5).view_as(o_dur_log) * x_mask
                 return o_mean, o_log_scale, o_dur_log, x_mask
@@ -179,9 +201,10 @@ class Coqui:
         model.inference_noise_scale = noise_scale
         model.length_scale = 1.0
         self.forced = durations.float()[None, None].to(text.device)
-        return model.inference(text.to(durations.device),
-                               aux_input={"x_lengths": lengths.to(durations.device)}
-                               )["model_outputs"][0]
+        return model.inference(
+            text.to(durations.device),
+            aux_input={"x_lengths": lengths.to(durations.device)},
+        )["model_outputs"][0]
 
 
 IMPLS = {"ours": Ours, "coqui": Coqui}
@@ -222,8 +245,11 @@ def worker(device):
             opts[key] = torch.optim.Adam(built[key].model.parameters(), lr=1e-4)
         impl, opt = built[key], opts[key]
         amp = cmd.get("amp", "none")
-        autocast = torch.autocast(device.split(":")[0], enabled=amp != "none",
-                                  dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+        autocast = torch.autocast(
+            device.split(":")[0],
+            enabled=amp != "none",
+            dtype=torch.bfloat16 if amp == "bf16" else torch.float16,
+        )
         scaler = torch.amp.GradScaler(enabled=amp == "fp16")
         result = {}
         if cmd["op"] in ("train", "train_mem"):
@@ -260,12 +286,14 @@ def worker(device):
                 if cmd["op"] == "train_mem" and i >= cmd["warmup"] and not cuda:
                     tracker = _peak_tracker()
                     result["loss"] = step(tracker)
-                    result["peak_mb"] = tracker.peak / 2 ** 20
+                    result["peak_mb"] = tracker.peak / 2**20
                 else:
                     result["loss"] = step()
                 if cuda:
                     torch.cuda.synchronize()
-                    result["peak_mb"] = (torch.cuda.max_memory_allocated() - mem0) / 2 ** 20
+                    result["peak_mb"] = (
+                        torch.cuda.max_memory_allocated() - mem0
+                    ) / 2**20
                 if i >= cmd["warmup"]:
                     times.append(time.perf_counter() - t0)
                     cpu_times.append(time.process_time() - c0)
@@ -282,7 +310,7 @@ def worker(device):
                     if cmd["op"] == "infer_mem" and not cuda:
                         with _peak_tracker() as tracker:
                             y = impl.infer(text, durations, 0.333)
-                        result["peak_mb"] = tracker.peak / 2 ** 20
+                        result["peak_mb"] = tracker.peak / 2**20
                     else:
                         y = impl.infer(text, durations, 0.333)
                     if cuda:
@@ -292,8 +320,10 @@ def worker(device):
                         cpu_times.append(time.process_time() - c0)
             frames = y.shape[0] if y.shape[-1] == N_MELS else y.shape[-1]
             if frames != cmd["frames"]:
-                raise RuntimeError(f"{key}: {frames} frames, expected {cmd['frames']}: "
-                                   "the work is not matched")
+                raise RuntimeError(
+                    f"{key}: {frames} frames, expected {cmd['frames']}: "
+                    "the work is not matched"
+                )
             result["times"], result["cpu_times"] = times, cpu_times
         result["params"] = sum(p.numel() for p in impl.model.parameters())
         out.write(json.dumps(result) + "\n")
@@ -306,22 +336,36 @@ def install_peers():
     if (PEER_VENV / "bin" / "python").exists():
         print(f"{PEER_VENV} exists", file=sys.stderr)
         return
-    print(f"creating {PEER_VENV} (coqui-tts 0.28, several minutes) ...", file=sys.stderr)
+    print(
+        f"creating {PEER_VENV} (coqui-tts 0.28, several minutes) ...", file=sys.stderr
+    )
     subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
-    r = subprocess.run([str(PEER_VENV / "bin" / "pip"), "install", "-q", *PEER_REQUIREMENTS])
+    r = subprocess.run(
+        [str(PEER_VENV / "bin" / "pip"), "install", "-q", *PEER_REQUIREMENTS]
+    )
     if r.returncode != 0:
-        raise SystemExit(f"Coqui TTS did not install into {PEER_VENV} (pip rc {r.returncode})")
+        raise SystemExit(
+            f"Coqui TTS did not install into {PEER_VENV} (pip rc {r.returncode})"
+        )
 
 
 class Worker:
     def __init__(self, impl, python, device, threads):
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
-                   PYTHONWARNINGS="ignore")
+        env = dict(
+            os.environ,
+            OMP_NUM_THREADS=str(threads),
+            MKL_NUM_THREADS=str(threads),
+            PYTHONWARNINGS="ignore",
+        )
         if impl == "coqui":  # its venv, without our checkout on the path
             env.pop("PYTHONPATH", None)
-        self.proc = subprocess.Popen([python, str(Path(__file__).resolve()), "--worker",
-                                      "--device", device], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, env=env)
+        self.proc = subprocess.Popen(
+            [python, str(Path(__file__).resolve()), "--worker", "--device", device],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
 
     def ask(self, **cmd):
         self.proc.stdin.write(json.dumps(cmd) + "\n")
@@ -340,14 +384,18 @@ def interleaved(workers, runners, op, repeats, extra):
     """Every runner does one (warmed-up) call per round; the order rotates each round."""
     results = {r: dict(times=[], cpu_times=[]) for r in runners}
     for r in runners:  # warm-up and first-use costs (model build, ActNorm init)
-        results[r].update(workers[r[0]].ask(op=op, impl=r[0], variant=r[1], warmup=1,
-                                            steps=0, **extra))
+        results[r].update(
+            workers[r[0]].ask(
+                op=op, impl=r[0], variant=r[1], warmup=1, steps=0, **extra
+            )
+        )
         results[r]["times"], results[r]["cpu_times"] = [], []
     for k in range(repeats):
-        order = runners[k % len(runners):] + runners[:k % len(runners)]
+        order = runners[k % len(runners) :] + runners[: k % len(runners)]
         for r in order:
-            got = workers[r[0]].ask(op=op, impl=r[0], variant=r[1], warmup=0, steps=1,
-                                    **extra)
+            got = workers[r[0]].ask(
+                op=op, impl=r[0], variant=r[1], warmup=0, steps=1, **extra
+            )
             results[r]["times"] += got["times"]
             results[r]["cpu_times"] += got["cpu_times"]
             results[r]["loss"] = got.get("loss")
@@ -358,8 +406,14 @@ def summary(times, cpu_times):
     """Wall time median [min, max]; CPU time of the worker process (all its threads), the
     steadier figure on a loaded machine with one thread."""
     med = statistics.median(times)
-    return dict(median=med, min=min(times), max=max(times), n=len(times),
-                cpu_median=statistics.median(cpu_times), cpu_min=min(cpu_times))
+    return dict(
+        median=med,
+        min=min(times),
+        max=max(times),
+        n=len(times),
+        cpu_median=statistics.median(cpu_times),
+        cpu_min=min(cpu_times),
+    )
 
 
 def run(args):
@@ -367,57 +421,102 @@ def run(args):
     runners = [("ours", v) for v in args.ours] + ([("coqui", "")] if args.coqui else [])
     pythons = dict(ours=sys.executable, coqui=str(PEER_VENV / "bin" / "python"))
     if args.coqui and not Path(pythons["coqui"]).exists():
-        raise SystemExit(f"Coqui's venv is missing ({PEER_VENV}): run with --install-peers "
-                         "or --no-coqui")
+        raise SystemExit(
+            f"Coqui's venv is missing ({PEER_VENV}): run with --install-peers "
+            "or --no-coqui"
+        )
     rows = []
     threads_list = args.threads if device == "cpu" else [1]
     for threads in threads_list:
-        workers = {impl: Worker(impl, pythons[impl], device, threads)
-                   for impl in {r[0] for r in runners}}
+        workers = {
+            impl: Worker(impl, pythons[impl], device, threads)
+            for impl in {r[0] for r in runners}
+        }
         try:
             for amp in args.amp:
-                for batching, bs, ls in [(b, n, x) for b in args.batching
-                                         for n in args.batch_sizes
-                                         for x in args.length_scales]:
+                for batching, bs, ls in [
+                    (b, n, x)
+                    for b in args.batching
+                    for n in args.batch_sizes
+                    for x in args.length_scales
+                ]:
                     tokens, frames = batch_lengths(bs, ls, batching)
                     extra = dict(threads=threads, tokens=tokens, frames=frames, amp=amp)
                     res = interleaved(workers, runners, "train", args.repeats, extra)
                     mem = {}
                     if args.memory and threads == threads_list[0]:
                         for r in runners:
-                            mem[r] = workers[r[0]].ask(op="train_mem", impl=r[0],
-                                                       variant=r[1], warmup=0, steps=1,
-                                                       **extra)["peak_mb"]
+                            mem[r] = workers[r[0]].ask(
+                                op="train_mem",
+                                impl=r[0],
+                                variant=r[1],
+                                warmup=0,
+                                steps=1,
+                                **extra,
+                            )["peak_mb"]
                     elif device != "cpu":
                         mem = {r: res[r].get("peak_mb") for r in runners}
                     for r in runners:
-                        rows.append(dict(kind="train", impl=r[0], variant=r[1],
-                                         threads=threads, amp=amp, batch=bs,
-                                         batching=batching,
-                                         length_scale=ls, tokens=tokens, frames=frames,
-                                         params=res[r]["params"], loss=res[r]["loss"],
-                                         peak_mb=mem.get(r), load=os.getloadavg()[0],
-                                         **summary(res[r]["times"], res[r]["cpu_times"])))
+                        rows.append(
+                            dict(
+                                kind="train",
+                                impl=r[0],
+                                variant=r[1],
+                                threads=threads,
+                                amp=amp,
+                                batch=bs,
+                                batching=batching,
+                                length_scale=ls,
+                                tokens=tokens,
+                                frames=frames,
+                                params=res[r]["params"],
+                                loss=res[r]["loss"],
+                                peak_mb=mem.get(r),
+                                load=os.getloadavg()[0],
+                                **summary(res[r]["times"], res[r]["cpu_times"]),
+                            )
+                        )
                         print(_line(rows[-1]), file=sys.stderr, flush=True)
                 # The training options change nothing at inference: our first variant only.
-                infer_runners = [r for r in runners if r[0] == "coqui" or r == runners[0]]
+                infer_runners = [
+                    r for r in runners if r[0] == "coqui" or r == runners[0]
+                ]
                 for n in args.infer_tokens:
                     frames = round(n * 5.6)
                     frames += frames % 2
                     extra = dict(threads=threads, tokens=n, frames=frames, amp=amp)
-                    res = interleaved(workers, infer_runners, "infer", args.infer_repeats, extra)
+                    res = interleaved(
+                        workers, infer_runners, "infer", args.infer_repeats, extra
+                    )
                     mem = {}
                     if args.memory and threads == threads_list[0] and device == "cpu":
                         for r in infer_runners:
-                            mem[r] = workers[r[0]].ask(op="infer_mem", impl=r[0],
-                                                       variant=r[1], warmup=0, steps=1,
-                                                       **extra)["peak_mb"]
+                            mem[r] = workers[r[0]].ask(
+                                op="infer_mem",
+                                impl=r[0],
+                                variant=r[1],
+                                warmup=0,
+                                steps=1,
+                                **extra,
+                            )["peak_mb"]
                     for r in infer_runners:
-                        rows.append(dict(kind="infer", impl=r[0], variant=r[1],
-                                         threads=threads, amp=amp, batch=1,
-                                         length_scale=1.0, tokens=[n], frames=[frames],
-                                         params=res[r]["params"], peak_mb=mem.get(r),
-                                         load=os.getloadavg()[0], **summary(res[r]["times"], res[r]["cpu_times"])))
+                        rows.append(
+                            dict(
+                                kind="infer",
+                                impl=r[0],
+                                variant=r[1],
+                                threads=threads,
+                                amp=amp,
+                                batch=1,
+                                length_scale=1.0,
+                                tokens=[n],
+                                frames=[frames],
+                                params=res[r]["params"],
+                                peak_mb=mem.get(r),
+                                load=os.getloadavg()[0],
+                                **summary(res[r]["times"], res[r]["cpu_times"]),
+                            )
+                        )
                         print(_line(rows[-1]), file=sys.stderr, flush=True)
         finally:
             for w in workers.values():
@@ -431,39 +530,63 @@ def _name(row):
 
 def _line(r):
     mem = "" if r["peak_mb"] is None else f", peak {r['peak_mb']:.0f} MB"
-    return (f"  {r['kind']} {_name(r):24s} {r['threads']}t {r['amp']:4s} "
-            f"{r.get('batching', '')} B={r['batch']:2d} "
-            f"x{r['length_scale']}: {r['median'] * 1e3:8.0f} ms [{r['min'] * 1e3:.0f}, "
-            f"{r['max'] * 1e3:.0f}] (n={r['n']}, load {r['load']:.1f}), CPU "
-            f"{r['cpu_median'] * 1e3:.0f} ms{mem}")
+    return (
+        f"  {r['kind']} {_name(r):24s} {r['threads']}t {r['amp']:4s} "
+        f"{r.get('batching', '')} B={r['batch']:2d} "
+        f"x{r['length_scale']}: {r['median'] * 1e3:8.0f} ms [{r['min'] * 1e3:.0f}, "
+        f"{r['max'] * 1e3:.0f}] (n={r['n']}, load {r['load']:.1f}), CPU "
+        f"{r['cpu_median'] * 1e3:.0f} ms{mem}"
+    )
 
 
 def _cpu_ratio(r, ref):
-    return "" if ref is None or r is ref else f"{ref['cpu_median'] / r['cpu_median']:.2f}x"
+    return (
+        "" if ref is None or r is ref else f"{ref['cpu_median'] / r['cpu_median']:.2f}x"
+    )
 
 
 def report(rows, args, info):
-    lines = ["## Training step and inference against Coqui TTS's GlowTTS", "",
-             f"{info}. Command: `python bench/train_step.py {' '.join(sys.argv[1:])}`.", "",
-             "Random weights, paper configuration for both (28.6M-parameter class). Step = "
-             "forward, MLE + duration loss, backward, clip 5, Adam. Times: median [min, max] "
-             "over interleaved turns; ratios from the same run (Coqui / ours: > 1 means we "
-             "are faster). CPU s/step: process CPU time (all threads), the steadier figure "
-             "when the machine is loaded. Memory: peak live tensor storage during forward + "
-             "backward "
-             "(activations and gradients; weights and optimizer excluded).", ""]
+    lines = [
+        "## Training step and inference against Coqui TTS's GlowTTS",
+        "",
+        f"{info}. Command: `python bench/train_step.py {' '.join(sys.argv[1:])}`.",
+        "",
+        "Random weights, paper configuration for both (28.6M-parameter class). Step = "
+        "forward, MLE + duration loss, backward, clip 5, Adam. Times: median [min, max] "
+        "over interleaved turns; ratios from the same run (Coqui / ours: > 1 means we "
+        "are faster). CPU s/step: process CPU time (all threads), the steadier figure "
+        "when the machine is loaded. Memory: peak live tensor storage during forward + "
+        "backward "
+        "(activations and gradients; weights and optimizer excluded).",
+        "",
+    ]
     train = [r for r in rows if r["kind"] == "train"]
     if train:
-        lines += ["| threads | amp | batching | B | length x | frames (max/mean) | "
-                  "implementation | step (ms) | samples/s | Coqui/ours time | CPU s/step | "
-                  "Coqui/ours CPU | peak mem (MB) | mem / Coqui |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "| threads | amp | batching | B | length x | frames (max/mean) | "
+            "implementation | step (ms) | samples/s | Coqui/ours time | CPU s/step | "
+            "Coqui/ours CPU | peak mem (MB) | mem / Coqui |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
     for r in train:
-        ref = next((c for c in train if c["impl"] == "coqui" and all(
-            c[k] == r[k] for k in ("threads", "amp", "batching", "batch", "length_scale"))), None)
+        ref = next(
+            (
+                c
+                for c in train
+                if c["impl"] == "coqui"
+                and all(
+                    c[k] == r[k]
+                    for k in ("threads", "amp", "batching", "batch", "length_scale")
+                )
+            ),
+            None,
+        )
         ratio = "" if ref is None or r is ref else f"{ref['median'] / r['median']:.2f}x"
-        mem_ratio = ("" if ref is None or r is ref or r["peak_mb"] is None
-                     or ref["peak_mb"] is None else f"{r['peak_mb'] / ref['peak_mb']:.2f}")
+        mem_ratio = (
+            ""
+            if ref is None or r is ref or r["peak_mb"] is None or ref["peak_mb"] is None
+            else f"{r['peak_mb'] / ref['peak_mb']:.2f}"
+        )
         mem = "" if r["peak_mb"] is None else f"{r['peak_mb']:.0f}"
         lines.append(
             f"| {r['threads']} | {r['amp']} | {r['batching']} | {r['batch']} | "
@@ -471,49 +594,94 @@ def report(rows, args, info):
             f"{max(r['frames'])}/{statistics.mean(r['frames']):.0f} | {_name(r)} | "
             f"{r['median'] * 1e3:.0f} [{r['min'] * 1e3:.0f}, {r['max'] * 1e3:.0f}] | "
             f"{r['batch'] / r['median']:.2f} | {ratio} | {r['cpu_median']:.2f} | "
-            f"{_cpu_ratio(r, ref)} | {mem} | {mem_ratio} |")
+            f"{_cpu_ratio(r, ref)} | {mem} | {mem_ratio} |"
+        )
     infer = [r for r in rows if r["kind"] == "infer"]
     if infer:
-        lines += ["", "Inference, one utterance, forced durations (2N+1 tokens with blanks), "
-                  "noise 0.333:", "",
-                  "| threads | amp | tokens | frames | implementation | time (ms) | "
-                  "Coqui/ours time | CPU ms | Coqui/ours CPU | peak mem (MB) |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "Inference, one utterance, forced durations (2N+1 tokens with blanks), "
+            "noise 0.333:",
+            "",
+            "| threads | amp | tokens | frames | implementation | time (ms) | "
+            "Coqui/ours time | CPU ms | Coqui/ours CPU | peak mem (MB) |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
     for r in infer:
-        ref = next((c for c in infer if c["impl"] == "coqui" and all(
-            c[k] == r[k] for k in ("threads", "amp", "tokens"))), None)
+        ref = next(
+            (
+                c
+                for c in infer
+                if c["impl"] == "coqui"
+                and all(c[k] == r[k] for k in ("threads", "amp", "tokens"))
+            ),
+            None,
+        )
         ratio = "" if ref is None or r is ref else f"{ref['median'] / r['median']:.2f}x"
         mem = "" if r["peak_mb"] is None else f"{r['peak_mb']:.1f}"
-        lines.append(f"| {r['threads']} | {r['amp']} | {r['tokens'][0]} | {r['frames'][0]} | "
-                     f"{_name(r)} | {r['median'] * 1e3:.0f} [{r['min'] * 1e3:.0f}, "
-                     f"{r['max'] * 1e3:.0f}] | {ratio} | {r['cpu_median'] * 1e3:.0f} | "
-                     f"{_cpu_ratio(r, ref)} | {mem} |")
+        lines.append(
+            f"| {r['threads']} | {r['amp']} | {r['tokens'][0]} | {r['frames'][0]} | "
+            f"{_name(r)} | {r['median'] * 1e3:.0f} [{r['min'] * 1e3:.0f}, "
+            f"{r['max'] * 1e3:.0f}] | {ratio} | {r['cpu_median'] * 1e3:.0f} | "
+            f"{_cpu_ratio(r, ref)} | {mem} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--install-peers", action="store_true",
-                   help=f"create Coqui's venv ({PEER_VENV}) if missing")
-    p.add_argument("--no-coqui", dest="coqui", action="store_false",
-                   help="time only our variants")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--install-peers",
+        action="store_true",
+        help=f"create Coqui's venv ({PEER_VENV}) if missing",
+    )
+    p.add_argument(
+        "--no-coqui", dest="coqui", action="store_false", help="time only our variants"
+    )
     p.add_argument("--ours", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--batch_sizes", nargs="+", type=int, default=[8, 16])
-    p.add_argument("--length_scales", nargs="+", type=float, default=[1.0],
-                   help="scale every utterance's length (growth with length)")
-    p.add_argument("--batching", nargs="+", choices=["random", "sorted"], default=["random"],
-                   help="random LJSpeech utterances, or neighbours in length order")
+    p.add_argument(
+        "--length_scales",
+        nargs="+",
+        type=float,
+        default=[1.0],
+        help="scale every utterance's length (growth with length)",
+    )
+    p.add_argument(
+        "--batching",
+        nargs="+",
+        choices=["random", "sorted"],
+        default=["random"],
+        help="random LJSpeech utterances, or neighbours in length order",
+    )
     p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
-    p.add_argument("--repeats", type=int, default=3, help="timed steps per implementation")
-    p.add_argument("--infer_tokens", nargs="*", type=int, default=[180],
-                   help="inference input lengths (tokens before blanks); none to skip")
+    p.add_argument(
+        "--repeats", type=int, default=3, help="timed steps per implementation"
+    )
+    p.add_argument(
+        "--infer_tokens",
+        nargs="*",
+        type=int,
+        default=[180],
+        help="inference input lengths (tokens before blanks); none to skip",
+    )
     p.add_argument("--infer_repeats", type=int, default=7)
-    p.add_argument("--memory", type=lambda v: v.lower() in ("1", "true", "yes"),
-                   default=True, help="trace peak memory (first thread count only)")
+    p.add_argument(
+        "--memory",
+        type=lambda v: v.lower() in ("1", "true", "yes"),
+        default=True,
+        help="trace peak memory (first thread count only)",
+    )
     p.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
-    p.add_argument("--amp", nargs="+", default=["none"], choices=["none", "fp16", "bf16"],
-                   help="autocast dtypes (CUDA)")
+    p.add_argument(
+        "--amp",
+        nargs="+",
+        default=["none"],
+        choices=["none", "fp16", "bf16"],
+        help="autocast dtypes (CUDA)",
+    )
     p.add_argument("--out_json", default=str(HERE / "results" / "train_step.json"))
     p.add_argument("--out_md", default=str(HERE / "results" / "train_step.md"))
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -528,18 +696,35 @@ def main(argv=None):
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device here")
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
-                if ln.startswith("model name")), platform.processor())
-    info = (f"{time.strftime('%Y-%m-%d %H:%M')}, {cpu}, {os.cpu_count()} cores, "
-            f"load {os.getloadavg()[0]:.1f} at the start; torch {torch.__version__}, "
-            f"device {args.device}" + (f" ({torch.cuda.get_device_name()})"
-                                       if args.device.startswith("cuda") else ""))
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in open("/proc/cpuinfo")
+            if ln.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    info = (
+        f"{time.strftime('%Y-%m-%d %H:%M')}, {cpu}, {os.cpu_count()} cores, "
+        f"load {os.getloadavg()[0]:.1f} at the start; torch {torch.__version__}, "
+        f"device {args.device}"
+        + (
+            f" ({torch.cuda.get_device_name()})"
+            if args.device.startswith("cuda")
+            else ""
+        )
+    )
     rows = run(args)
     info += f"; load {os.getloadavg()[0]:.1f} at the end"
     md = report(rows, args, info)
     print(md)
-    for path, text in ((args.out_json, json.dumps(dict(info=info, args=vars(args), rows=rows),
-                                                  indent=1)), (args.out_md, md)):
+    for path, text in (
+        (
+            args.out_json,
+            json.dumps(dict(info=info, args=vars(args), rows=rows), indent=1),
+        ),
+        (args.out_md, md),
+    ):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(path + ".tmp")
         tmp.write_text(text + "\n")

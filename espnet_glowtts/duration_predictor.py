@@ -29,20 +29,30 @@ class DurationPredictor(nn.Module):
 
     """
 
-    def __init__(self, in_channels: int, filter_channels: int = 256, kernel_size: int = 3,
-                 dropout: float = 0.1, global_channels: int = 0):
+    def __init__(
+        self,
+        in_channels: int,
+        filter_channels: int = 256,
+        kernel_size: int = 3,
+        dropout: float = 0.1,
+        global_channels: int = 0,
+    ):
         super().__init__()
         padding = kernel_size // 2
-        self.conv1 = nn.Conv1d(in_channels + global_channels, filter_channels, kernel_size,
-                               padding=padding)
+        self.conv1 = nn.Conv1d(
+            in_channels + global_channels, filter_channels, kernel_size, padding=padding
+        )
         self.norm1 = ChannelLayerNorm(filter_channels)
-        self.conv2 = nn.Conv1d(filter_channels, filter_channels, kernel_size, padding=padding)
+        self.conv2 = nn.Conv1d(
+            filter_channels, filter_channels, kernel_size, padding=padding
+        )
         self.norm2 = ChannelLayerNorm(filter_channels)
         self.dropout = nn.Dropout(dropout)
         self.proj = nn.Conv1d(filter_channels, 1, 1)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor,
-                g: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, g: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         """Predict log-durations.
 
         Args:

@@ -13,9 +13,8 @@ import math
 from typing import Tuple
 
 import torch
-from torch import nn
-
 from espnet2.legacy.nets.pytorch_backend.transformer.layer_norm import LayerNorm
+from torch import nn
 
 
 class ChannelLayerNorm(LayerNorm):
@@ -60,14 +59,21 @@ class ConvPrenet(nn.Module):
 
     """
 
-    def __init__(self, channels: int, num_layers: int = 3, kernel_size: int = 5,
-                 dropout: float = 0.5):
+    def __init__(
+        self,
+        channels: int,
+        num_layers: int = 3,
+        kernel_size: int = 5,
+        dropout: float = 0.5,
+    ):
         super().__init__()
         self.convs = nn.ModuleList(
             nn.Conv1d(channels, channels, kernel_size, padding=kernel_size // 2)
             for _ in range(num_layers)
         )
-        self.norms = nn.ModuleList(ChannelLayerNorm(channels) for _ in range(num_layers))
+        self.norms = nn.ModuleList(
+            ChannelLayerNorm(channels) for _ in range(num_layers)
+        )
         self.dropout = nn.Dropout(dropout)
         self.proj = nn.Conv1d(channels, channels, 1)
         # Zero output projection: training starts from the plain embedding.
@@ -105,12 +111,15 @@ class RelativeSelfAttention(nn.Module):
 
     """
 
-    def __init__(self, channels: int, num_heads: int, window_size: int = 4,
-                 dropout: float = 0.0):
+    def __init__(
+        self, channels: int, num_heads: int, window_size: int = 4, dropout: float = 0.0
+    ):
         super().__init__()
         if channels % num_heads != 0:
-            raise ValueError(f"channels ({channels}) must be divisible by num_heads "
-                             f"({num_heads})")
+            raise ValueError(
+                f"channels ({channels}) must be divisible by num_heads "
+                f"({num_heads})"
+            )
         self.num_heads = num_heads
         self.head_channels = channels // num_heads
         self.window_size = window_size
@@ -120,13 +129,18 @@ class RelativeSelfAttention(nn.Module):
         self.out = nn.Conv1d(channels, channels, 1)
         for conv in (self.query, self.key, self.value):
             nn.init.xavier_uniform_(conv.weight)
-        std = self.head_channels ** -0.5
-        self.rel_key = nn.Parameter(torch.randn(2 * window_size + 1, self.head_channels) * std)
+        std = self.head_channels**-0.5
+        self.rel_key = nn.Parameter(
+            torch.randn(2 * window_size + 1, self.head_channels) * std
+        )
         self.rel_value = nn.Parameter(
-            torch.randn(2 * window_size + 1, self.head_channels) * std)
+            torch.randn(2 * window_size + 1, self.head_channels) * std
+        )
         self.dropout = nn.Dropout(dropout)
 
-    def _relative_index(self, length: int, device: torch.device) -> Tuple[torch.Tensor, ...]:
+    def _relative_index(
+        self, length: int, device: torch.device
+    ) -> Tuple[torch.Tensor, ...]:
         positions = torch.arange(length, device=device)
         offset = positions[None, :] - positions[:, None]  # key - query, (T, T)
         in_window = offset.abs() <= self.window_size
@@ -147,9 +161,11 @@ class RelativeSelfAttention(nn.Module):
         batch, channels, length = x.shape
 
         def heads(t):
-            return t.view(batch, self.num_heads, self.head_channels, length).transpose(2, 3)
+            return t.view(batch, self.num_heads, self.head_channels, length).transpose(
+                2, 3
+            )
 
-        q = heads(self.query(x)) * self.head_channels ** -0.5  # (B, H, T, D)
+        q = heads(self.query(x)) * self.head_channels**-0.5  # (B, H, T, D)
         k, v = heads(self.key(x)), heads(self.value(x))
         index, in_window = self._relative_index(length, x.device)
         index = index.expand(batch, self.num_heads, length, length)
@@ -164,8 +180,12 @@ class RelativeSelfAttention(nn.Module):
         out = weights @ v
         # Sum the weights that fall on each relative offset, then add its value embedding.
         offset_weights = torch.zeros(
-            batch, self.num_heads, length, 2 * self.window_size + 1,
-            dtype=weights.dtype, device=x.device,
+            batch,
+            self.num_heads,
+            length,
+            2 * self.window_size + 1,
+            dtype=weights.dtype,
+            device=x.device,
         ).scatter_add_(-1, index, weights.masked_fill(~in_window, 0.0))
         out = out + offset_weights @ self.rel_value.to(weights.dtype)
         out = out.transpose(2, 3).reshape(batch, channels, length)
@@ -183,8 +203,9 @@ class FeedForward(nn.Module):
 
     """
 
-    def __init__(self, channels: int, filter_channels: int, kernel_size: int,
-                 dropout: float):
+    def __init__(
+        self, channels: int, filter_channels: int, kernel_size: int, dropout: float
+    ):
         super().__init__()
         padding = kernel_size // 2
         self.conv1 = nn.Conv1d(channels, filter_channels, kernel_size, padding=padding)
@@ -224,14 +245,24 @@ class TextEncoder(nn.Module):
 
     """
 
-    def __init__(self, idim: int, odim: int, hidden_channels: int = 192,
-                 filter_channels: int = 768, num_heads: int = 2, num_layers: int = 6,
-                 kernel_size: int = 3, dropout: float = 0.1, window_size: int = 4,
-                 use_prenet: bool = True, mean_only: bool = True):
+    def __init__(
+        self,
+        idim: int,
+        odim: int,
+        hidden_channels: int = 192,
+        filter_channels: int = 768,
+        num_heads: int = 2,
+        num_layers: int = 6,
+        kernel_size: int = 3,
+        dropout: float = 0.1,
+        window_size: int = 4,
+        use_prenet: bool = True,
+        mean_only: bool = True,
+    ):
         super().__init__()
         self.hidden_channels = hidden_channels
         self.embedding = nn.Embedding(idim, hidden_channels)
-        nn.init.normal_(self.embedding.weight, 0.0, hidden_channels ** -0.5)
+        nn.init.normal_(self.embedding.weight, 0.0, hidden_channels**-0.5)
         self.prenet = ConvPrenet(hidden_channels) if use_prenet else None
         self.attentions = nn.ModuleList(
             RelativeSelfAttention(hidden_channels, num_heads, window_size, dropout)
@@ -241,14 +272,19 @@ class TextEncoder(nn.Module):
             FeedForward(hidden_channels, filter_channels, kernel_size, dropout)
             for _ in range(num_layers)
         )
-        self.norms1 = nn.ModuleList(ChannelLayerNorm(hidden_channels) for _ in range(num_layers))
-        self.norms2 = nn.ModuleList(ChannelLayerNorm(hidden_channels) for _ in range(num_layers))
+        self.norms1 = nn.ModuleList(
+            ChannelLayerNorm(hidden_channels) for _ in range(num_layers)
+        )
+        self.norms2 = nn.ModuleList(
+            ChannelLayerNorm(hidden_channels) for _ in range(num_layers)
+        )
         self.dropout = nn.Dropout(dropout)
         self.proj_mean = nn.Conv1d(hidden_channels, odim, 1)
         self.proj_log_std = None if mean_only else nn.Conv1d(hidden_channels, odim, 1)
 
-    def forward(self, text: torch.Tensor, mask: torch.Tensor
-                ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, text: torch.Tensor, mask: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Encode tokens.
 
         Args:
@@ -266,7 +302,8 @@ class TextEncoder(nn.Module):
         if self.prenet is not None:
             x = self.prenet(x, mask)
         for attention, feed_forward, norm1, norm2 in zip(
-                self.attentions, self.feed_forwards, self.norms1, self.norms2):
+            self.attentions, self.feed_forwards, self.norms1, self.norms2
+        ):
             x = norm1(x + self.dropout(attention(x * mask, mask)))
             x = norm2(x + self.dropout(feed_forward(x, mask)))
         x = x * mask

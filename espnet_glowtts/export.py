@@ -38,10 +38,16 @@ def _fold_weight_norm(module: nn.Module) -> nn.Module:
     """Replace every WeightNormConv1d by a plain Conv1d holding its normalised weight."""
     for name, child in list(module.named_children()):
         if isinstance(child, WeightNormConv1d):
-            conv = nn.Conv1d(child.in_channels, child.out_channels, child.kernel_size,
-                             stride=child.stride, padding=child.padding,
-                             dilation=child.dilation, groups=child.groups,
-                             bias=child.bias is not None)
+            conv = nn.Conv1d(
+                child.in_channels,
+                child.out_channels,
+                child.kernel_size,
+                stride=child.stride,
+                padding=child.padding,
+                dilation=child.dilation,
+                groups=child.groups,
+                bias=child.bias is not None,
+            )
             with torch.no_grad():
                 conv.weight.copy_(child.normalized_weight())
                 if child.bias is not None:
@@ -56,9 +62,15 @@ def _static_layer_norms(module: nn.Module) -> nn.Module:
     """Give each ChannelLayerNorm a normalised shape the tracer sees as a constant."""
     for norm in module.modules():
         if isinstance(norm, ChannelLayerNorm):
+
             def forward(x, norm=norm):
-                y = torch.nn.functional.layer_norm(x.transpose(1, -1), norm.gamma.shape,
-                                                   norm.gamma, norm.beta, norm.eps)
+                y = torch.nn.functional.layer_norm(
+                    x.transpose(1, -1),
+                    norm.gamma.shape,
+                    norm.gamma,
+                    norm.beta,
+                    norm.eps,
+                )
                 return y.transpose(1, -1)
 
             norm.forward = forward
@@ -116,13 +128,17 @@ class DecoderGraph(nn.Module):
         model = _fold_weight_norm(copy.deepcopy(model))
         flows = model.decoder.flows
         self.squeeze_factor = model.decoder.squeeze_factor
-        self.couplings = nn.ModuleList(f for f in flows if isinstance(f, AffineCoupling))
+        self.couplings = nn.ModuleList(
+            f for f in flows if isinstance(f, AffineCoupling)
+        )
         self.mixes = nn.ModuleList(
-            _inverse_mix(flows[i + 1], flows[i]) for i in range(0, len(flows), 3))
+            _inverse_mix(flows[i + 1], flows[i]) for i in range(0, len(flows), 3)
+        )
         self.condition = _Condition(model)
 
-    def forward(self, mean_y, log_std_y, noise, noise_scale, sids=None, lids=None,
-                spembs=None):
+    def forward(
+        self, mean_y, log_std_y, noise, noise_scale, sids=None, lids=None, spembs=None
+    ):
         g = self.condition(sids, lids, spembs)
         z = mean_y + torch.exp(log_std_y) * noise * noise_scale
         mask = torch.ones_like(z[:, :1])
@@ -146,15 +162,30 @@ def condition_inputs(model: GlowTTS) -> Dict[str, torch.Tensor]:
     return inputs
 
 
-def _export(module: nn.Module, args: Dict[str, torch.Tensor], outputs: List[str],
-            dynamic: Dict[str, Dict[int, str]], path: Path) -> None:
+def _export(
+    module: nn.Module,
+    args: Dict[str, torch.Tensor],
+    outputs: List[str],
+    dynamic: Dict[str, Dict[int, str]],
+    path: Path,
+) -> None:
     tmp = path.with_name(f".tmp.{path.name}")
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer warnings on the (constant) input checks
+        warnings.simplefilter(
+            "ignore"
+        )  # tracer warnings on the (constant) input checks
         torch.onnx.export(
-            module, (), str(tmp), kwargs=args, input_names=list(args),
-            output_names=outputs, dynamic_axes=dynamic, opset_version=OPSET,
-            dynamo=False, do_constant_folding=True)
+            module,
+            (),
+            str(tmp),
+            kwargs=args,
+            input_names=list(args),
+            output_names=outputs,
+            dynamic_axes=dynamic,
+            opset_version=OPSET,
+            dynamo=False,
+            do_constant_folding=True,
+        )
     tmp.replace(path)
 
 
@@ -175,16 +206,37 @@ def export_graphs(model: GlowTTS, out_dir: Path) -> Dict[str, List[str]]:
     text = torch.full((1, 7), model.blank_id, dtype=torch.long)
     text[0, 1::2] = min(1, model.idim - 1)
     enc_args = dict(text=text, length_scale=torch.tensor(1.0), **cond)
-    _export(EncoderGraph(model).eval(), enc_args, ["mean", "log_std", "durations"],
-            dict(text={1: "T_text"}, mean={2: "T_text"}, log_std={2: "T_text"},
-                 durations={1: "T_text"}),
-            out_dir / "encoder.onnx")
+    _export(
+        EncoderGraph(model).eval(),
+        enc_args,
+        ["mean", "log_std", "durations"],
+        dict(
+            text={1: "T_text"},
+            mean={2: "T_text"},
+            log_std={2: "T_text"},
+            durations={1: "T_text"},
+        ),
+        out_dir / "encoder.onnx",
+    )
     frames = 4 * model.squeeze_factor
     prior = torch.zeros(1, model.odim, frames)
-    dec_args = dict(mean_y=prior, log_std_y=prior, noise=prior,
-                    noise_scale=torch.tensor(0.0), **cond)
-    _export(DecoderGraph(model).eval(), dec_args, ["feats"],
-            dict(mean_y={2: "T_feats"}, log_std_y={2: "T_feats"}, noise={2: "T_feats"},
-                 feats={1: "T_feats"}),
-            out_dir / "decoder.onnx")
+    dec_args = dict(
+        mean_y=prior,
+        log_std_y=prior,
+        noise=prior,
+        noise_scale=torch.tensor(0.0),
+        **cond,
+    )
+    _export(
+        DecoderGraph(model).eval(),
+        dec_args,
+        ["feats"],
+        dict(
+            mean_y={2: "T_feats"},
+            log_std_y={2: "T_feats"},
+            noise={2: "T_feats"},
+            feats={1: "T_feats"},
+        ),
+        out_dir / "decoder.onnx",
+    )
     return dict(encoder=list(enc_args), decoder=list(dec_args))

@@ -45,19 +45,25 @@ class ActNorm(nn.Module):
     def _initialize(self, x: torch.Tensor, mask: torch.Tensor) -> None:
         # Statistics are summed over all ranks: every process must start from the same
         # parameters, and DDP broadcasts them only once, before this first batch.
-        moments = torch.cat([mask.sum().view(1), (x * mask).sum(dim=(0, 2)),
-                             (x * x * mask).sum(dim=(0, 2))]).float()
+        moments = torch.cat(
+            [
+                mask.sum().view(1),
+                (x * mask).sum(dim=(0, 2)),
+                (x * x * mask).sum(dim=(0, 2)),
+            ]
+        ).float()
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.all_reduce(moments)
         count, sums, squares = moments[0].clamp_min(1.0), *moments[1:].chunk(2)
         mean = sums / count
-        log_std = 0.5 * torch.log((squares / count - mean ** 2).clamp_min(1e-6))
+        log_std = 0.5 * torch.log((squares / count - mean**2).clamp_min(1e-6))
         self.log_scale.copy_(-log_std.view_as(self.log_scale))
         self.bias.copy_((-mean * torch.exp(-log_std)).view_as(self.bias))
         self.initialized.fill_(True)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, reverse: bool = False, **_
-                ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, reverse: bool = False, **_
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Apply ``exp(log_scale) * x + bias`` per channel (or its inverse).
 
         Args:
@@ -94,8 +100,10 @@ class InvertibleConv1x1(nn.Module):
     def __init__(self, channels: int, group_size: int = 4):
         super().__init__()
         if channels % group_size != 0 or group_size % 2 != 0:
-            raise ValueError(f"channels ({channels}) must be a multiple of group_size "
-                             f"({group_size}), which must be even")
+            raise ValueError(
+                f"channels ({channels}) must be a multiple of group_size "
+                f"({group_size}), which must be even"
+            )
         self.channels = channels
         self.group_size = group_size
         weight = torch.linalg.qr(torch.randn(group_size, group_size))[0]
@@ -116,11 +124,16 @@ class InvertibleConv1x1(nn.Module):
 
     def inverse_weight(self) -> torch.Tensor:
         """Inverse matrix, cached at inference until the weight changes."""
-        return cached_tensor(self, "inverse", [self.weight],
-                             lambda: torch.linalg.inv(self.weight.float()))
+        return cached_tensor(
+            self,
+            "inverse",
+            [self.weight],
+            lambda: torch.linalg.inv(self.weight.float()),
+        )
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, reverse: bool = False, **_
-                ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, reverse: bool = False, **_
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Mix the channels of every group with the weight (or its inverse).
 
         Args:
@@ -138,7 +151,9 @@ class InvertibleConv1x1(nn.Module):
         z = self._from_groups(z) * mask
         if reverse:
             return z, None
-        logdet = torch.slogdet(self.weight.float())[1] * (self.channels // self.group_size)
+        logdet = torch.slogdet(self.weight.float())[1] * (
+            self.channels // self.group_size
+        )
         return z, logdet * mask.sum(dim=(1, 2))
 
 
@@ -159,8 +174,12 @@ class WeightNormConv1d(nn.Conv1d):
     def normalized_weight(self) -> torch.Tensor:
         # torch's fused kernel, as torch.nn.utils.weight_norm (the authors') uses: its
         # backward is several times faster than that of the same formula in separate ops.
-        return cached_tensor(self, "weight", [self.weight_v, self.weight_g],
-                             lambda: torch._weight_norm(self.weight_v, self.weight_g, 0))
+        return cached_tensor(
+            self,
+            "weight",
+            [self.weight_v, self.weight_g],
+            lambda: torch._weight_norm(self.weight_v, self.weight_g, 0),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Convolve with the normalised weight.
@@ -194,26 +213,43 @@ class WaveNet(nn.Module):
 
     """
 
-    def __init__(self, channels: int, kernel_size: int, dilation_rate: int, num_layers: int,
-                 global_channels: int = 0, dropout: float = 0.0):
+    def __init__(
+        self,
+        channels: int,
+        kernel_size: int,
+        dilation_rate: int,
+        num_layers: int,
+        global_channels: int = 0,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.channels = channels
         self.num_layers = num_layers
         self.in_layers = nn.ModuleList()
         self.res_skip_layers = nn.ModuleList()
         for i in range(num_layers):
-            dilation = dilation_rate ** i
-            self.in_layers.append(WeightNormConv1d(
-                channels, 2 * channels, kernel_size, dilation=dilation,
-                padding=(kernel_size * dilation - dilation) // 2))
+            dilation = dilation_rate**i
+            self.in_layers.append(
+                WeightNormConv1d(
+                    channels,
+                    2 * channels,
+                    kernel_size,
+                    dilation=dilation,
+                    padding=(kernel_size * dilation - dilation) // 2,
+                )
+            )
             out = 2 * channels if i < num_layers - 1 else channels
             self.res_skip_layers.append(WeightNormConv1d(channels, out, 1))
-        self.cond_layer = (WeightNormConv1d(global_channels, 2 * channels * num_layers, 1)
-                           if global_channels > 0 else None)
+        self.cond_layer = (
+            WeightNormConv1d(global_channels, 2 * channels * num_layers, 1)
+            if global_channels > 0
+            else None
+        )
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor,
-                g: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, g: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         """Run the stack.
 
         Args:
@@ -226,13 +262,18 @@ class WaveNet(nn.Module):
 
         """
         skip = torch.zeros_like(x)
-        cond = self.cond_layer(g) if (g is not None and self.cond_layer is not None) else None
+        cond = (
+            self.cond_layer(g)
+            if (g is not None and self.cond_layer is not None)
+            else None
+        )
         c = self.channels
-        for i, (in_layer, res_skip_layer) in enumerate(zip(self.in_layers,
-                                                           self.res_skip_layers)):
+        for i, (in_layer, res_skip_layer) in enumerate(
+            zip(self.in_layers, self.res_skip_layers)
+        ):
             h = in_layer(x)
             if cond is not None:
-                h = h + cond[:, 2 * c * i:2 * c * (i + 1)]
+                h = h + cond[:, 2 * c * i : 2 * c * (i + 1)]
             # split, not slicing: its backward is one cat, a slice's a zero-filled copy each
             h_tanh, h_sigmoid = h.split(c, dim=1)
             h = self.dropout(torch.tanh(h_tanh) * torch.sigmoid(h_sigmoid))
@@ -264,43 +305,69 @@ class AffineCoupling(nn.Module):
 
     """
 
-    def __init__(self, channels: int, hidden_channels: int, kernel_size: int,
-                 dilation_rate: int, num_layers: int, global_channels: int = 0,
-                 dropout: float = 0.0, sigmoid_scale: bool = False):
+    def __init__(
+        self,
+        channels: int,
+        hidden_channels: int,
+        kernel_size: int,
+        dilation_rate: int,
+        num_layers: int,
+        global_channels: int = 0,
+        dropout: float = 0.0,
+        sigmoid_scale: bool = False,
+    ):
         super().__init__()
         half = channels // 2
         self.sigmoid_scale = sigmoid_scale
         self.start = WeightNormConv1d(half, hidden_channels, 1)
-        self.wavenet = WaveNet(hidden_channels, kernel_size, dilation_rate, num_layers,
-                               global_channels, dropout)
+        self.wavenet = WaveNet(
+            hidden_channels,
+            kernel_size,
+            dilation_rate,
+            num_layers,
+            global_channels,
+            dropout,
+        )
         self.end = nn.Conv1d(hidden_channels, 2 * (channels - half), 1)
         self.pack_batch = False  # set by FlowDecoder: WaveNet on valid frames only
         nn.init.zeros_(self.end.weight)
         nn.init.zeros_(self.end.bias)
 
-    def scale_shift(self, x_a: torch.Tensor, mask: torch.Tensor,
-                    g: Optional[torch.Tensor] = None
-                    ) -> Tuple[torch.Tensor, torch.Tensor]:
+    def scale_shift(
+        self, x_a: torch.Tensor, mask: torch.Tensor, g: Optional[torch.Tensor] = None
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Shift m and log-scale logs (B, C/2, T) that the first half x_a predicts."""
         h = self.start(x_a) * mask
-        h = packed_call(self.wavenet, h, mask, g) if self.pack_batch else \
-            self.wavenet(h, mask, g)
+        h = (
+            packed_call(self.wavenet, h, mask, g)
+            if self.pack_batch
+            else self.wavenet(h, mask, g)
+        )
         m, logs = self.end(h).chunk(2, dim=1)
         if self.sigmoid_scale:
             logs = torch.log(1e-6 + torch.sigmoid(logs + 2))
         return m, logs
 
     @staticmethod
-    def affine(x_b: torch.Tensor, m: torch.Tensor, logs: torch.Tensor, mask: torch.Tensor,
-               reverse: bool = False) -> torch.Tensor:
+    def affine(
+        x_b: torch.Tensor,
+        m: torch.Tensor,
+        logs: torch.Tensor,
+        mask: torch.Tensor,
+        reverse: bool = False,
+    ) -> torch.Tensor:
         """z_b = m + exp(logs) * x_b (or its inverse), zero at padded frames."""
         if reverse:
             return (x_b - m) * torch.exp(-logs) * mask
         return (m + torch.exp(logs) * x_b) * mask
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, reverse: bool = False,
-                g: Optional[torch.Tensor] = None
-                ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        reverse: bool = False,
+        g: Optional[torch.Tensor] = None,
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Transform the second half of the channels conditioned on the first.
 
         Args:
@@ -321,8 +388,9 @@ class AffineCoupling(nn.Module):
         return z, None if reverse else (logs * mask).sum(dim=(1, 2))
 
 
-def squeeze(x: torch.Tensor, mask: torch.Tensor, factor: int
-            ) -> Tuple[torch.Tensor, torch.Tensor]:
+def squeeze(
+    x: torch.Tensor, mask: torch.Tensor, factor: int
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """Fold ``factor`` consecutive frames into channels: (B, C, T) -> (B, C*factor, T/factor).
 
     T must be a multiple of ``factor``. A folded frame is valid when its last frame was.
@@ -339,12 +407,13 @@ def squeeze(x: torch.Tensor, mask: torch.Tensor, factor: int
     """
     b, c, t = x.shape
     x = x.view(b, c, t // factor, factor).permute(0, 3, 1, 2).reshape(b, c * factor, -1)
-    mask = mask[:, :, factor - 1::factor]
+    mask = mask[:, :, factor - 1 :: factor]
     return x * mask, mask
 
 
-def unsqueeze(x: torch.Tensor, mask: torch.Tensor, factor: int
-              ) -> Tuple[torch.Tensor, torch.Tensor]:
+def unsqueeze(
+    x: torch.Tensor, mask: torch.Tensor, factor: int
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """Inverse of :func:`squeeze`.
 
     Args:
@@ -358,7 +427,11 @@ def unsqueeze(x: torch.Tensor, mask: torch.Tensor, factor: int
 
     """
     b, c, t = x.shape
-    x = x.view(b, factor, c // factor, t).permute(0, 2, 3, 1).reshape(b, c // factor, -1)
+    x = (
+        x.view(b, factor, c // factor, t)
+        .permute(0, 2, 3, 1)
+        .reshape(b, c // factor, -1)
+    )
     mask = mask.unsqueeze(-1).expand(-1, -1, -1, factor).reshape(b, 1, -1)
     return x * mask, mask
 
@@ -385,11 +458,22 @@ class FlowDecoder(nn.Module):
 
     """
 
-    def __init__(self, channels: int, hidden_channels: int = 192, kernel_size: int = 5,
-                 dilation_rate: int = 1, num_blocks: int = 12, num_layers: int = 4,
-                 dropout: float = 0.05, group_size: int = 4, squeeze_factor: int = 2,
-                 sigmoid_scale: bool = False, global_channels: int = 0,
-                 memory_efficient: bool = False, pack_batch: bool = False):
+    def __init__(
+        self,
+        channels: int,
+        hidden_channels: int = 192,
+        kernel_size: int = 5,
+        dilation_rate: int = 1,
+        num_blocks: int = 12,
+        num_layers: int = 4,
+        dropout: float = 0.05,
+        group_size: int = 4,
+        squeeze_factor: int = 2,
+        sigmoid_scale: bool = False,
+        global_channels: int = 0,
+        memory_efficient: bool = False,
+        pack_batch: bool = False,
+    ):
         super().__init__()
         self.squeeze_factor = squeeze_factor
         self.memory_efficient = memory_efficient
@@ -398,13 +482,27 @@ class FlowDecoder(nn.Module):
         for _ in range(num_blocks):
             self.flows.append(ActNorm(folded))
             self.flows.append(InvertibleConv1x1(folded, group_size))
-            self.flows.append(AffineCoupling(
-                folded, hidden_channels, kernel_size, dilation_rate, num_layers,
-                global_channels, dropout, sigmoid_scale))
+            self.flows.append(
+                AffineCoupling(
+                    folded,
+                    hidden_channels,
+                    kernel_size,
+                    dilation_rate,
+                    num_layers,
+                    global_channels,
+                    dropout,
+                    sigmoid_scale,
+                )
+            )
             self.flows[-1].pack_batch = pack_batch
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, g: Optional[torch.Tensor] = None,
-                reverse: bool = False) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        g: Optional[torch.Tensor] = None,
+        reverse: bool = False,
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Map features to latents (or back with ``reverse=True``).
 
         Args:

@@ -13,12 +13,11 @@ import math
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
+from espnet2.torch_utils.device_funcs import force_gatherable
+from espnet2.tts.abs_tts import AbsTTS
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 from typeguard import typechecked
-
-from espnet2.torch_utils.device_funcs import force_gatherable
-from espnet2.tts.abs_tts import AbsTTS
 
 from espnet_glowtts.duration_predictor import DurationPredictor
 from espnet_glowtts.encoder import TextEncoder
@@ -124,10 +123,14 @@ class GlowTTS(AbsTTS):
     ):
         super().__init__()
         if duration_target not in DURATION_TARGETS:
-            raise ValueError(f"duration_target must be one of {DURATION_TARGETS}, "
-                             f"got {duration_target!r}")
+            raise ValueError(
+                f"duration_target must be one of {DURATION_TARGETS}, "
+                f"got {duration_target!r}"
+            )
         if not 0 <= blank_id < idim:
-            raise ValueError(f"blank_id {blank_id} is outside the vocabulary [0, {idim})")
+            raise ValueError(
+                f"blank_id {blank_id} is outside the vocabulary [0, {idim})"
+            )
         self.idim = idim
         self.odim = odim
         self.duration_target = duration_target
@@ -136,75 +139,126 @@ class GlowTTS(AbsTTS):
         self.blank_id = blank_id
         self.spks = spks if spks and spks > 1 else None
         self.langs = langs if langs and langs > 1 else None
-        self.spk_embed_dim = spk_embed_dim if spk_embed_dim and spk_embed_dim > 0 else None
+        self.spk_embed_dim = (
+            spk_embed_dim if spk_embed_dim and spk_embed_dim > 0 else None
+        )
 
-        conditioned = any(v is not None for v in (self.spks, self.langs, self.spk_embed_dim))
+        conditioned = any(
+            v is not None for v in (self.spks, self.langs, self.spk_embed_dim)
+        )
         cond_channels = global_channels if conditioned else 0
         self.sid_emb = nn.Embedding(self.spks, global_channels) if self.spks else None
         self.lid_emb = nn.Embedding(self.langs, global_channels) if self.langs else None
-        self.spemb_proj = (nn.Linear(self.spk_embed_dim, global_channels)
-                           if self.spk_embed_dim else None)
+        self.spemb_proj = (
+            nn.Linear(self.spk_embed_dim, global_channels)
+            if self.spk_embed_dim
+            else None
+        )
 
         self.encoder = TextEncoder(
-            idim, odim, hidden_channels, filter_channels, num_heads, num_encoder_layers,
-            encoder_kernel_size, encoder_dropout, window_size, use_prenet, mean_only)
+            idim,
+            odim,
+            hidden_channels,
+            filter_channels,
+            num_heads,
+            num_encoder_layers,
+            encoder_kernel_size,
+            encoder_dropout,
+            window_size,
+            use_prenet,
+            mean_only,
+        )
         self.duration_predictor = DurationPredictor(
-            hidden_channels, duration_filter_channels, duration_kernel_size,
-            duration_dropout, cond_channels)
+            hidden_channels,
+            duration_filter_channels,
+            duration_kernel_size,
+            duration_dropout,
+            cond_channels,
+        )
         self.decoder = FlowDecoder(
-            odim, decoder_hidden_channels, decoder_kernel_size, decoder_dilation_rate,
-            num_flow_blocks, num_coupling_layers, decoder_dropout, group_size,
-            squeeze_factor, sigmoid_scale, cond_channels,
-            memory_efficient=memory_efficient_flows, pack_batch=pack_flow_batch)
+            odim,
+            decoder_hidden_channels,
+            decoder_kernel_size,
+            decoder_dilation_rate,
+            num_flow_blocks,
+            num_coupling_layers,
+            decoder_dropout,
+            group_size,
+            squeeze_factor,
+            sigmoid_scale,
+            cond_channels,
+            memory_efficient=memory_efficient_flows,
+            pack_batch=pack_flow_batch,
+        )
 
     # ----------------------------------------------------------------------------------
     # Input checks: every bad input is a ValueError that names it, never a silent NaN.
     def _check_text(self, text: torch.Tensor, text_lengths: torch.Tensor) -> None:
         if text.numel() == 0 or bool((text_lengths <= 0).any()):
-            raise ValueError("text is empty: every utterance needs at least one token "
-                             f"(text_lengths={text_lengths.tolist()})")
+            raise ValueError(
+                "text is empty: every utterance needs at least one token "
+                f"(text_lengths={text_lengths.tolist()})"
+            )
         valid = sequence_mask(text_lengths, text.size(1))[:, 0].bool()
         tokens = text[valid]
         bad = tokens[(tokens < 0) | (tokens >= self.idim)]
         if bad.numel() > 0:
-            raise ValueError(f"text contains token id {int(bad[0])} outside the vocabulary "
-                             f"[0, {self.idim}) of this model (idim={self.idim})")
+            raise ValueError(
+                f"text contains token id {int(bad[0])} outside the vocabulary "
+                f"[0, {self.idim}) of this model (idim={self.idim})"
+            )
 
     def _check_feats(self, feats: torch.Tensor) -> None:
         if feats.size(-1) != self.odim:
-            raise ValueError(f"feats has feature dimension {feats.size(-1)}, but this model "
-                             f"expects odim={self.odim}")
+            raise ValueError(
+                f"feats has feature dimension {feats.size(-1)}, but this model "
+                f"expects odim={self.odim}"
+            )
         if not bool(torch.isfinite(feats).all()):
             raise ValueError("feats contains NaN or inf values")
 
-    def _global_condition(self, batch_size: int, sids: Optional[torch.Tensor],
-                          spembs: Optional[torch.Tensor], lids: Optional[torch.Tensor]
-                          ) -> Optional[torch.Tensor]:
+    def _global_condition(
+        self,
+        batch_size: int,
+        sids: Optional[torch.Tensor],
+        spembs: Optional[torch.Tensor],
+        lids: Optional[torch.Tensor],
+    ) -> Optional[torch.Tensor]:
         """Sum the speaker/language vectors into (B, global_channels, 1), or None."""
         g = None
-        for name, ids, table, count in (("sids", sids, self.sid_emb, self.spks),
-                                        ("lids", lids, self.lid_emb, self.langs)):
+        for name, ids, table, count in (
+            ("sids", sids, self.sid_emb, self.spks),
+            ("lids", lids, self.lid_emb, self.langs),
+        ):
             if table is None:
                 continue
             if ids is None:
-                raise ValueError(f"{name} is required: this model was built for "
-                                 f"{count} {'speakers' if name == 'sids' else 'languages'}")
+                raise ValueError(
+                    f"{name} is required: this model was built for "
+                    f"{count} {'speakers' if name == 'sids' else 'languages'}"
+                )
             ids = ids.view(-1).long()
             if ids.numel() != batch_size:
-                raise ValueError(f"{name} has {ids.numel()} entries for a batch of "
-                                 f"{batch_size}")
+                raise ValueError(
+                    f"{name} has {ids.numel()} entries for a batch of " f"{batch_size}"
+                )
             if bool(((ids < 0) | (ids >= count)).any()):
-                raise ValueError(f"{name} contains {ids.tolist()}, expected ids in "
-                                 f"[0, {count})")
+                raise ValueError(
+                    f"{name} contains {ids.tolist()}, expected ids in " f"[0, {count})"
+                )
             g = table(ids) if g is None else g + table(ids)
         if self.spemb_proj is not None:
             if spembs is None:
-                raise ValueError(f"spembs is required: this model was built with "
-                                 f"spk_embed_dim={self.spk_embed_dim}")
+                raise ValueError(
+                    f"spembs is required: this model was built with "
+                    f"spk_embed_dim={self.spk_embed_dim}"
+                )
             spembs = spembs.view(batch_size, -1) if spembs.numel() else spembs
             if spembs.size(-1) != self.spk_embed_dim:
-                raise ValueError(f"spembs has size {spembs.size(-1)}, expected "
-                                 f"spk_embed_dim={self.spk_embed_dim}")
+                raise ValueError(
+                    f"spembs has size {spembs.size(-1)}, expected "
+                    f"spk_embed_dim={self.spk_embed_dim}"
+                )
             v = self.spemb_proj(nn.functional.normalize(spembs.float(), dim=-1))
             g = v if g is None else g + v
         # float32 even under autocast: g conditions the float32 flows.
@@ -219,20 +273,29 @@ class GlowTTS(AbsTTS):
         x, mean, log_std = self.encoder(text, x_mask)
         return x, mean.float(), log_std.float(), x_mask, text_lengths
 
-    def _align(self, z: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor,
-               x_lengths: torch.Tensor, feats_lengths: torch.Tensor) -> torch.Tensor:
+    def _align(
+        self,
+        z: torch.Tensor,
+        mean: torch.Tensor,
+        log_std: torch.Tensor,
+        x_lengths: torch.Tensor,
+        feats_lengths: torch.Tensor,
+    ) -> torch.Tensor:
         """Most likely monotonic path (B, T_text, T_feats) of latents to token priors."""
         with torch.no_grad():
             value = log_likelihood(z, mean, log_std)
-            return maximum_path(value, None, text_lengths=x_lengths,
-                                feats_lengths=feats_lengths)
+            return maximum_path(
+                value, None, text_lengths=x_lengths, feats_lengths=feats_lengths
+            )
 
     def _duration_target(self, durations: torch.Tensor) -> torch.Tensor:
         if self.duration_target == "log":
             return torch.log(durations.clamp_min(1.0))
         return torch.log1p(durations)
 
-    def _durations_from_log(self, logw: torch.Tensor, length_scale: float) -> torch.Tensor:
+    def _durations_from_log(
+        self, logw: torch.Tensor, length_scale: float
+    ) -> torch.Tensor:
         w = torch.exp(logw)
         if self.duration_target == "log1p":
             w = w - 1.0
@@ -244,7 +307,9 @@ class GlowTTS(AbsTTS):
         lengths = feats_lengths // f * f
         return feats[:, : int(lengths.max())], lengths
 
-    def _flow_and_align(self, text, text_lengths, feats, feats_lengths, g) -> "_Aligned":
+    def _flow_and_align(
+        self, text, text_lengths, feats, feats_lengths, g
+    ) -> "_Aligned":
         """Encode the text, map the features through the flows and align them with MAS."""
         feats, feats_lengths = self._trim(feats, feats_lengths)
         x, mean, log_std, x_mask, x_lengths = self._encode(text, text_lengths)
@@ -255,7 +320,8 @@ class GlowTTS(AbsTTS):
                 f"utterance {i} of the batch has {int(feats_lengths[i])} frames (after "
                 f"trimming to a multiple of squeeze_factor={self.squeeze_factor}) for "
                 f"{int(x_lengths[i])} tokens (after add_blank={self.add_blank}): MAS needs "
-                "at least one frame per token; filter such utterances out")
+                "at least one frame per token; filter such utterances out"
+            )
         # The flows and the likelihood are float32 even under autocast: exp(logs) and the
         # log-determinants overflow or lose precision in half precision.
         with torch.autocast(device_type=feats.device.type, enabled=False):
@@ -263,14 +329,17 @@ class GlowTTS(AbsTTS):
             y_mask = sequence_mask(feats_lengths, y.size(-1))
             z, logdet = self.decoder(y, y_mask, g)
             path = self._align(z, mean, log_std, x_lengths, feats_lengths)
-        return _Aligned(x, mean, log_std, x_mask, x_lengths, z, logdet, y_mask,
-                        feats_lengths, path)
+        return _Aligned(
+            x, mean, log_std, x_mask, x_lengths, z, logdet, y_mask, feats_lengths, path
+        )
 
     def _sample_and_decode(self, path, mean, log_std, y_mask, g, noise_scale):
         """Sample latents from the token priors along ``path`` and run the flows in reverse."""
         mean_y = torch.bmm(mean, path)
         log_std_y = torch.bmm(log_std, path)
-        z = (mean_y + torch.exp(log_std_y) * torch.randn_like(mean_y) * noise_scale) * y_mask
+        z = (
+            mean_y + torch.exp(log_std_y) * torch.randn_like(mean_y) * noise_scale
+        ) * y_mask
         y, _ = self.decoder(z, y_mask, g, reverse=True)
         return y
 
@@ -314,10 +383,12 @@ class GlowTTS(AbsTTS):
         with torch.autocast(device_type=feats.device.type, enabled=False):
             mean_y = torch.bmm(a.mean, a.path)  # (B, odim, T_feats)
             log_std_y = torch.bmm(a.log_std, a.path)
-            nll = (torch.sum(log_std_y * a.y_mask)
-                   + 0.5 * torch.sum(torch.exp(-2 * log_std_y) * (a.z - mean_y) ** 2
-                                     * a.y_mask)
-                   - torch.sum(a.logdet))
+            nll = (
+                torch.sum(log_std_y * a.y_mask)
+                + 0.5
+                * torch.sum(torch.exp(-2 * log_std_y) * (a.z - mean_y) ** 2 * a.y_mask)
+                - torch.sum(a.logdet)
+            )
             mle_loss = nll / (a.y_mask.sum() * self.odim) + 0.5 * math.log(2 * math.pi)
 
             durations = a.path.sum(-1)  # (B, T_text)
@@ -377,14 +448,17 @@ class GlowTTS(AbsTTS):
         """
         text = text.view(-1)
         out = self.batch_inference(
-            text[None], text_lengths=text.new_tensor([text.numel()]),
+            text[None],
+            text_lengths=text.new_tensor([text.numel()]),
             feats=None if feats is None else feats[None],
             spembs=None if spembs is None else spembs.view(1, -1),
             sids=None if sids is None else sids.view(1),
             lids=None if lids is None else lids.view(1),
             durations=None if durations is None else durations.view(1, -1),
-            noise_scale=noise_scale, length_scale=length_scale,
-            use_teacher_forcing=use_teacher_forcing)
+            noise_scale=noise_scale,
+            length_scale=length_scale,
+            use_teacher_forcing=use_teacher_forcing,
+        )
         return dict(feat_gen=out["feat_gen"][0], duration=out["duration"][0])
 
     @torch.no_grad()
@@ -421,7 +495,9 @@ class GlowTTS(AbsTTS):
 
         """
         if isinstance(text, (list, tuple)):
-            text_lengths = torch.tensor([t.numel() for t in text], device=text[0].device)
+            text_lengths = torch.tensor(
+                [t.numel() for t in text], device=text[0].device
+            )
             text = pad_sequence([t.view(-1) for t in text], batch_first=True)
         elif text_lengths is None:
             raise ValueError("text_lengths is required when text is a padded tensor")
@@ -433,14 +509,19 @@ class GlowTTS(AbsTTS):
             self._check_feats(feats)
             if feats_lengths is None:
                 feats_lengths = text_lengths.new_full((feats.size(0),), feats.size(1))
-            y, y_lengths, w = self._teacher_forced(text, text_lengths, feats, feats_lengths,
-                                                   g, noise_scale)
+            y, y_lengths, w = self._teacher_forced(
+                text, text_lengths, feats, feats_lengths, g, noise_scale
+            )
         else:
-            y, y_lengths, w = self._synthesize(text, text_lengths, g, noise_scale,
-                                               length_scale, durations)
+            y, y_lengths, w = self._synthesize(
+                text, text_lengths, g, noise_scale, length_scale, durations
+            )
         feat_gen = [y[i, :, : int(n)].transpose(0, 1) for i, n in enumerate(y_lengths)]
-        return dict(feat_gen=feat_gen, feat_gen_lengths=y_lengths,
-                    duration=self._fold(w, text_lengths))
+        return dict(
+            feat_gen=feat_gen,
+            feat_gen_lengths=y_lengths,
+            duration=self._fold(w, text_lengths),
+        )
 
     def _synthesize(self, text, text_lengths, g, noise_scale, length_scale, durations):
         """Features from predicted (or given) durations.
@@ -466,8 +547,11 @@ class GlowTTS(AbsTTS):
         y_lengths = totals + extra
         y_mask = sequence_mask(y_lengths)
         path = path_from_durations(w, x_mask.transpose(1, 2) * y_mask).float()
-        return self._sample_and_decode(path, mean, log_std, y_mask, g, noise_scale), \
-            y_lengths, w
+        return (
+            self._sample_and_decode(path, mean, log_std, y_mask, g, noise_scale),
+            y_lengths,
+            w,
+        )
 
     def _teacher_forced(self, text, text_lengths, feats, feats_lengths, g, noise_scale):
         """MAS durations of given features, and the features resynthesised along them."""

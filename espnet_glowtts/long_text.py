@@ -34,8 +34,13 @@ def extend_text2speech() -> None:
     original_init, original_call = Text2Speech.__init__, Text2Speech.__call__
 
     @functools.wraps(original_init)
-    def __init__(self, *args, split_sentences: Optional[bool] = None,
-                 max_chars: int = MAX_CHARS, **kwargs):
+    def __init__(
+        self,
+        *args,
+        split_sentences: Optional[bool] = None,
+        max_chars: int = MAX_CHARS,
+        **kwargs,
+    ):
         original_init(self, *args, **kwargs)
         if max_chars <= 0:
             raise ValueError(f"max_chars must be positive, got {max_chars}")
@@ -49,16 +54,26 @@ def extend_text2speech() -> None:
     def __call__(self, text, *args, **kwargs):
         split = getattr(self, "glowtts_split", False)
         # Speech or durations given for the whole text cannot be split with it.
-        whole = args or kwargs.get("speech") is not None or \
-            kwargs.get("durations") is not None
-        if not isinstance(text, str) or whole or split is False or (
-                split is None and len(text) <= self.glowtts_max_chars):
+        whole = (
+            args
+            or kwargs.get("speech") is not None
+            or kwargs.get("durations") is not None
+        )
+        if (
+            not isinstance(text, str)
+            or whole
+            or split is False
+            or (split is None and len(text) <= self.glowtts_max_chars)
+        ):
             return original_call(self, text, *args, **kwargs)
         parts = list(iter_sentences(self, text, **kwargs))
         if not parts:
             raise ValueError("text is empty: nothing to synthesize")
-        return {key: torch.cat([p[key] for p in parts]) for key in JOINED
-                if parts[0].get(key) is not None}
+        return {
+            key: torch.cat([p[key] for p in parts])
+            for key in JOINED
+            if parts[0].get(key) is not None
+        }
 
     __call__._glowtts_long_text = True
     Text2Speech.__init__ = __init__

@@ -31,7 +31,8 @@ class _RestoredRng:
     def __init__(self, state, device: torch.device):
         self.state, self.device = state, device
         self.fork = torch.random.fork_rng(
-            devices=[device] if device.type == "cuda" else [], device_type=device.type)
+            devices=[device] if device.type == "cuda" else [], device_type=device.type
+        )
 
     def __enter__(self):
         self.fork.__enter__()
@@ -57,10 +58,16 @@ def _recompute(flow, z, mask, g, state):
         with _RestoredRng(state, z.device), torch.enable_grad():
             x_a = z[:, :half].detach().requires_grad_(True)
             m, logs = flow.scale_shift(x_a, mask, g)
-            x_b = flow.affine(z[:, half:], m.detach(), logs.detach(), mask, reverse=True)
+            x_b = flow.affine(
+                z[:, half:], m.detach(), logs.detach(), mask, reverse=True
+            )
             x_b.requires_grad_(True)
             z_b = flow.affine(x_b, m, logs, mask)
-            return [x_a, x_b], torch.cat([x_a, z_b], dim=1), (logs * mask).sum(dim=(1, 2))
+            return (
+                [x_a, x_b],
+                torch.cat([x_a, z_b], dim=1),
+                (logs * mask).sum(dim=(1, 2)),
+            )
     with _RestoredRng(state, z.device), torch.no_grad():
         x, _ = flow(z, mask, reverse=True, g=g)
     x = x.detach().requires_grad_(True)
@@ -90,7 +97,9 @@ class _InvertibleFlows(torch.autograd.Function):
     def backward(ctx, grad_z, grad_logdet):
         z, mask, g = ctx.saved_tensors
         flows = ctx.flows
-        g_leaf = None if g is None else g.detach().requires_grad_(ctx.needs_input_grad[2])
+        g_leaf = (
+            None if g is None else g.detach().requires_grad_(ctx.needs_input_grad[2])
+        )
         grad_g = None
         param_grads = {}
         if grad_logdet is None:
@@ -103,15 +112,21 @@ class _InvertibleFlows(torch.autograd.Function):
             for flow, state in zip(reversed(flows), reversed(ctx.states)):
                 leaves, z_re, logdet = _recompute(flow, z, mask, g_leaf, state)
                 params = [p for p in flow.parameters() if p.requires_grad]
-                inputs = leaves + params + ([g_leaf] if g_leaf is not None and
-                                            g_leaf.requires_grad else [])
-                grads = torch.autograd.grad([z_re, logdet], inputs, [grad_z, grad_logdet],
-                                            allow_unused=True)
+                inputs = (
+                    leaves
+                    + params
+                    + ([g_leaf] if g_leaf is not None and g_leaf.requires_grad else [])
+                )
+                grads = torch.autograd.grad(
+                    [z_re, logdet], inputs, [grad_z, grad_logdet], allow_unused=True
+                )
                 n = len(leaves)
                 grad_z = grads[0] if n == 1 else torch.cat(grads[:n], dim=1)
-                for p, gp in zip(params, grads[n:n + len(params)]):
+                for p, gp in zip(params, grads[n : n + len(params)]):
                     if gp is not None:
-                        param_grads[p] = gp if p not in param_grads else param_grads[p] + gp
+                        param_grads[p] = (
+                            gp if p not in param_grads else param_grads[p] + gp
+                        )
                 if len(grads) > n + len(params) and grads[-1] is not None:
                     grad_g = grads[-1] if grad_g is None else grad_g + grads[-1]
                 z = torch.cat(leaves, dim=1).detach() if n > 1 else leaves[0].detach()
@@ -120,8 +135,12 @@ class _InvertibleFlows(torch.autograd.Function):
         return (grad_z, None, grad_g, None, *(param_grads.get(p) for p in params))
 
 
-def invertible_flows(flows: Sequence[nn.Module], x: torch.Tensor, mask: torch.Tensor,
-                     g: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+def invertible_flows(
+    flows: Sequence[nn.Module],
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    g: Optional[torch.Tensor] = None,
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """Run ``flows`` forward (x -> z) with activations recomputed in backward.
 
     Every flow must map ``(x, mask, g=g) -> (z, logdet)`` and invert with ``reverse=True``.
@@ -139,4 +158,3 @@ def invertible_flows(flows: Sequence[nn.Module], x: torch.Tensor, mask: torch.Te
     """
     params = tuple(p for flow in flows for p in flow.parameters() if p.requires_grad)
     return _InvertibleFlows.apply(x, mask, g, tuple(flows), *params)
-

@@ -15,14 +15,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-
 MAX_VALID_FRACTION_TO_PACK = 0.9  # pack only when padding is >= 10% of the frames
 
 
 def conv_reach(module: nn.Module) -> int:
     """Frames a single convolution of ``module`` reads beyond its output frame."""
-    reach = [m.dilation[0] * (m.kernel_size[0] - 1) // 2 for m in module.modules()
-             if isinstance(m, nn.Conv1d)]
+    reach = [
+        m.dilation[0] * (m.kernel_size[0] - 1) // 2
+        for m in module.modules()
+        if isinstance(m, nn.Conv1d)
+    ]
     return max(reach, default=0)
 
 
@@ -40,13 +42,17 @@ def _unpack(y: torch.Tensor, lengths: List[int], gap: int, t: int) -> torch.Tens
     """Inverse of :func:`_pack`: (1, C, N) -> (B, C, T), zero-padded."""
     out, start = [], 0
     for n in lengths:
-        out.append(F.pad(y[0, :, start:start + n], (0, t - n)))
+        out.append(F.pad(y[0, :, start : start + n], (0, t - n)))
         start += n + gap
     return torch.stack(out)
 
 
-def packed_call(stack: nn.Module, x: torch.Tensor, mask: torch.Tensor,
-                g: Optional[torch.Tensor] = None) -> torch.Tensor:
+def packed_call(
+    stack: nn.Module,
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    g: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
     """``stack(x, mask, g)`` computed on the valid frames only.
 
     Args:

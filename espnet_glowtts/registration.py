@@ -34,7 +34,8 @@ def register() -> None:
     tts_choices.classes[NAME] = GlowTTS
     if not getattr(TTSTask.build_vocoder_from_file, "_glowtts_wrapped", False):
         TTSTask.build_vocoder_from_file = staticmethod(
-            wrap_build_vocoder_from_file(TTSTask.build_vocoder_from_file))
+            wrap_build_vocoder_from_file(TTSTask.build_vocoder_from_file)
+        )
     _extend_text2speech()
     __import__("espnet_glowtts.long_text").long_text.extend_text2speech()
 
@@ -109,8 +110,12 @@ def _extend_text2speech() -> None:
             bound.apply_defaults()
             options = bound.arguments
             self.decode_conf.update(
-                length_scale=(options["speed_control_alpha"] if length_scale is None
-                              else length_scale))
+                length_scale=(
+                    options["speed_control_alpha"]
+                    if length_scale is None
+                    else length_scale
+                )
+            )
             # Text2Speech's own default (0.667, for VITS) is not ours: without an explicit
             # noise_scale the model's default applies.
             if "noise_scale" in given:
@@ -138,7 +143,9 @@ def _checked_call(original):
                 raise ValueError(f"text {text!r} is empty: nothing to synthesise")
             try:
                 text = self.preprocess_fn("<dummy>", dict(text=text))["text"]
-            except IndexError as e:  # phonemizer indexes the first line of an empty text
+            except (
+                IndexError
+            ) as e:  # phonemizer indexes the first line of an empty text
                 raise ValueError(nothing) from e
             if len(text) == 0:
                 raise ValueError(nothing)

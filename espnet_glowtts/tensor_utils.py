@@ -14,7 +14,9 @@ from typing import Callable, Optional, Sequence
 import torch
 
 
-def sequence_mask(lengths: torch.Tensor, max_length: Optional[int] = None) -> torch.Tensor:
+def sequence_mask(
+    lengths: torch.Tensor, max_length: Optional[int] = None
+) -> torch.Tensor:
     """Return a float mask of valid positions.
 
     The same mask as ESPnet's ``make_non_pad_mask(lengths)[:, None]``, kept because that
@@ -78,7 +80,9 @@ def intersperse_blank(
     return out, lengths
 
 
-def fold_blank_durations(durations: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+def fold_blank_durations(
+    durations: torch.Tensor, lengths: torch.Tensor
+) -> torch.Tensor:
     """Give the frames of inserted blanks back to the real tokens around them.
 
     Each interior blank's frames are split between its two neighbours (the earlier one gets
@@ -95,14 +99,18 @@ def fold_blank_durations(durations: torch.Tensor, lengths: torch.Tensor) -> torc
     """
     blanks = durations[:, 0::2].clone()  # (B, N+1)
     tokens = durations[:, 1::2].clone()  # (B, N)
-    is_last = torch.arange(blanks.size(1), device=blanks.device)[None, :] == lengths[:, None]
+    is_last = (
+        torch.arange(blanks.size(1), device=blanks.device)[None, :] == lengths[:, None]
+    )
     last_blank = (blanks * is_last).sum(1)
     blanks = blanks.masked_fill(is_last, 0)
     to_previous = blanks[:, 1:-1] // 2
     tokens[:, 1:] += blanks[:, 1:-1] - to_previous
     tokens[:, :-1] += to_previous
     tokens[:, 0] += blanks[:, 0]
-    tokens[torch.arange(tokens.size(0), device=tokens.device), lengths - 1] += last_blank
+    tokens[
+        torch.arange(tokens.size(0), device=tokens.device), lengths - 1
+    ] += last_blank
     return tokens
 
 

@@ -22,14 +22,22 @@ from typeguard import typechecked
 PathLike = Union[Path, str]
 
 # parallel_wavegan's config.yml names -> ESPnet's feats_extract.get_parameters() names
-PWG_FEATURE_KEYS = dict(sampling_rate="fs", hop_size="n_shift", num_mels="n_mels",
-                        fmin="fmin", fmax="fmax", fft_size="n_fft", win_length="win_length")
+PWG_FEATURE_KEYS = dict(
+    sampling_rate="fs",
+    hop_size="n_shift",
+    num_mels="n_mels",
+    fmin="fmin",
+    fmax="fmax",
+    fft_size="n_fft",
+    win_length="win_length",
+)
 # the settings a vocoder must share with the features it is given
 CHECKED = ("fs", "n_shift", "n_mels", "fmin", "fmax", "n_fft", "win_length")
 
 
-def vocoder_config_path(vocoder_file: PathLike,
-                        vocoder_config: Optional[PathLike] = None) -> Path:
+def vocoder_config_path(
+    vocoder_file: PathLike, vocoder_config: Optional[PathLike] = None
+) -> Path:
     """The vocoder's config: the one given, else the one ESPnet looks for beside the file.
 
     ``parallel_wavegan`` checkpoints (``.pkl``) keep ``config.yml`` beside them; ESPnet's
@@ -45,7 +53,8 @@ def _load_yaml(path: Path, vocoder_file: PathLike) -> dict:
     if not path.is_file():
         raise FileNotFoundError(
             f"vocoder {vocoder_file}: its config {path} does not exist (keep the vocoder's "
-            "config beside it, or pass --vocoder_config)")
+            "config beside it, or pass --vocoder_config)"
+        )
     with open(path, encoding="utf-8") as f:
         conf = yaml.safe_load(f)
     if not isinstance(conf, dict):
@@ -55,12 +64,20 @@ def _load_yaml(path: Path, vocoder_file: PathLike) -> dict:
 
 def pwg_feature_params(conf: dict, config_path: PathLike) -> Dict[str, Any]:
     """Feature settings of a parallel_wavegan ``config.yml``, in ESPnet's names."""
-    missing = [k for k in ("sampling_rate", "hop_size", "generator_params") if k not in conf]
+    missing = [
+        k for k in ("sampling_rate", "hop_size", "generator_params") if k not in conf
+    ]
     if missing:
-        raise ValueError(f"vocoder config {config_path}: no {', '.join(missing)}: not a "
-                         "parallel_wavegan config.yml (a Griffin-Lim config is not a vocoder "
-                         "config: leave --vocoder_config out to use the one beside the file)")
-    return {ours: conf[theirs] for theirs, ours in PWG_FEATURE_KEYS.items() if theirs in conf}
+        raise ValueError(
+            f"vocoder config {config_path}: no {', '.join(missing)}: not a "
+            "parallel_wavegan config.yml (a Griffin-Lim config is not a vocoder "
+            "config: leave --vocoder_config out to use the one beside the file)"
+        )
+    return {
+        ours: conf[theirs]
+        for theirs, ours in PWG_FEATURE_KEYS.items()
+        if theirs in conf
+    }
 
 
 def _canonical(params: Dict[str, Any]) -> Dict[str, Any]:
@@ -75,8 +92,9 @@ def _canonical(params: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def check_features(vocoder_params: Dict[str, Any], feats_params: Dict[str, Any],
-                   where: PathLike) -> None:
+def check_features(
+    vocoder_params: Dict[str, Any], feats_params: Dict[str, Any], where: PathLike
+) -> None:
     """Raise a one-line ValueError when the vocoder expects other features than the model's.
 
     Args:
@@ -85,11 +103,16 @@ def check_features(vocoder_params: Dict[str, Any], feats_params: Dict[str, Any],
         where: The vocoder config, named in the error.
     """
     voc, feats = _canonical(vocoder_params), _canonical(feats_params)
-    diffs = [f"{k} {voc[k]} (vocoder) != {feats[k]} (TTS features)" for k in CHECKED
-             if k in voc and k in feats and float(voc[k]) != float(feats[k])]
+    diffs = [
+        f"{k} {voc[k]} (vocoder) != {feats[k]} (TTS features)"
+        for k in CHECKED
+        if k in voc and k in feats and float(voc[k]) != float(feats[k])
+    ]
     if diffs:
-        raise ValueError(f"vocoder config {where} does not match the TTS model's features: "
-                         + ", ".join(diffs))
+        raise ValueError(
+            f"vocoder config {where} does not match the TTS model's features: "
+            + ", ".join(diffs)
+        )
 
 
 class ESPnetJointVocoder(torch.nn.Module):
@@ -122,7 +145,9 @@ class ESPnetJointVocoder(torch.nn.Module):
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         """Waveform (T_wav,) of denormalised features (T_feats, n_mels)."""
         if self.normalize is not None:
-            feats = self.normalize(feats[None], feats.new_tensor([len(feats)]).long())[0][0]
+            feats = self.normalize(feats[None], feats.new_tensor([len(feats)]).long())[
+                0
+            ][0]
         wav = self.generator.inference(feats)
         if self.pqmf is not None:
             wav = self.pqmf.synthesis(wav.unsqueeze(0).transpose(1, 2)).squeeze(0).T
@@ -132,9 +157,11 @@ class ESPnetJointVocoder(torch.nn.Module):
 def _espnet_vocoder(vocoder_file: PathLike, config_path: Path) -> ESPnetJointVocoder:
     conf = _load_yaml(config_path, vocoder_file)
     if conf.get("tts") != "joint_text2wav":
-        raise ValueError(f"vocoder {vocoder_file}: {config_path} is a '{conf.get('tts')}' "
-                         "experiment, not an ESPnet GAN-TTS joint_text2wav model with a "
-                         "mel vocoder")
+        raise ValueError(
+            f"vocoder {vocoder_file}: {config_path} is a '{conf.get('tts')}' "
+            "experiment, not an ESPnet GAN-TTS joint_text2wav model with a "
+            "mel vocoder"
+        )
     return ESPnetJointVocoder(vocoder_file, config_path)
 
 
@@ -144,15 +171,17 @@ def _import_parallel_wavegan(vocoder_file: PathLike) -> None:
     except ImportError as e:
         raise ImportError(
             f"vocoder {vocoder_file} needs the parallel_wavegan package ({e}): "
-            "pip install --no-build-isolation parallel-wavegan==0.6.1") from e
+            "pip install --no-build-isolation parallel-wavegan==0.6.1"
+        ) from e
 
 
 def wrap_build_vocoder_from_file(original):
     """``TTSTask.build_vocoder_from_file`` with the checks and ESPnet-trained vocoders."""
 
     @functools.wraps(original)
-    def build_vocoder_from_file(vocoder_config_file=None, vocoder_file=None, model=None,
-                                device="cpu"):
+    def build_vocoder_from_file(
+        vocoder_config_file=None, vocoder_file=None, model=None, device="cpu"
+    ):
         if vocoder_file is None:  # Griffin-Lim: ESPnet's own path
             return original(vocoder_config_file, vocoder_file, model, device)
         if not Path(vocoder_file).is_file():
@@ -160,7 +189,9 @@ def wrap_build_vocoder_from_file(original):
         config_path = vocoder_config_path(vocoder_file, vocoder_config_file)
         feats_extract = getattr(model, "feats_extract", None)
         if str(vocoder_file).endswith(".pkl"):
-            params = pwg_feature_params(_load_yaml(config_path, vocoder_file), config_path)
+            params = pwg_feature_params(
+                _load_yaml(config_path, vocoder_file), config_path
+            )
             if feats_extract is not None:
                 check_features(params, feats_extract.get_parameters(), config_path)
             _import_parallel_wavegan(vocoder_file)
@@ -168,13 +199,15 @@ def wrap_build_vocoder_from_file(original):
         if str(vocoder_file).endswith(".pth"):
             vocoder = _espnet_vocoder(vocoder_file, config_path)
             if feats_extract is not None:
-                check_features(vocoder.feats_params, feats_extract.get_parameters(),
-                               config_path)
+                check_features(
+                    vocoder.feats_params, feats_extract.get_parameters(), config_path
+                )
             return vocoder.to(device)
         raise ValueError(
             f"vocoder file {vocoder_file}: unknown format: expected a parallel_wavegan "
             "checkpoint (.pkl, config.yml beside it) or an ESPnet joint_text2wav model "
-            "(.pth, config.yaml beside it)")
+            "(.pth, config.yaml beside it)"
+        )
 
     build_vocoder_from_file._glowtts_wrapped = True
     return build_vocoder_from_file

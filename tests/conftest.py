@@ -4,8 +4,13 @@ import torch
 from espnet_glowtts import GlowTTS
 
 TINY = dict(
-    hidden_channels=16, filter_channels=32, num_heads=2, num_encoder_layers=2,
-    duration_filter_channels=16, decoder_hidden_channels=16, num_flow_blocks=2,
+    hidden_channels=16,
+    filter_channels=32,
+    num_heads=2,
+    num_encoder_layers=2,
+    duration_filter_channels=16,
+    decoder_hidden_channels=16,
+    num_flow_blocks=2,
     num_coupling_layers=2,
 )
 
@@ -19,8 +24,9 @@ def randomize_flows(model: torch.nn.Module, scale: float = 0.1) -> None:
     """Move every flow off its identity initialisation so that checks see real maps."""
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if name.startswith("decoder.") and ("end." in name or "log_scale" in name
-                                                or name.endswith(".bias")):
+            if name.startswith("decoder.") and (
+                "end." in name or "log_scale" in name or name.endswith(".bias")
+            ):
                 p.normal_(0.0, scale)
         for module in model.modules():
             if hasattr(module, "initialized"):
@@ -36,8 +42,12 @@ def make_batch(idim=12, odim=8, text_lengths=(5, 3), feats_lengths=(30, 17), see
     feats = torch.randn(b, max(feats_lengths), odim, generator=g)
     for i, n in enumerate(feats_lengths):
         feats[i, n:] = 0.0
-    return dict(text=text, text_lengths=torch.tensor(text_lengths),
-                feats=feats, feats_lengths=torch.tensor(feats_lengths))
+    return dict(
+        text=text,
+        text_lengths=torch.tensor(text_lengths),
+        feats=feats,
+        feats_lengths=torch.tensor(feats_lengths),
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -11,19 +11,37 @@ import torch
 import espnet_glowtts  # noqa: F401  (registers glow_tts)
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_GLOW = dict(hidden_channels=16, filter_channels=32, num_encoder_layers=1,
-                 duration_filter_channels=16, decoder_hidden_channels=16, num_flow_blocks=2,
-                 num_coupling_layers=2)
-TINY_FS2 = dict(adim=16, aheads=2, elayers=1, eunits=32, dlayers=1, dunits=32,
-                duration_predictor_layers=1, duration_predictor_chans=16,
-                pitch_predictor_layers=1, pitch_predictor_chans=16,
-                energy_predictor_layers=1, energy_predictor_chans=16, postnet_layers=0,
-                reduction_factor=1)
+TINY_GLOW = dict(
+    hidden_channels=16,
+    filter_channels=32,
+    num_encoder_layers=1,
+    duration_filter_channels=16,
+    decoder_hidden_channels=16,
+    num_flow_blocks=2,
+    num_coupling_layers=2,
+)
+TINY_FS2 = dict(
+    adim=16,
+    aheads=2,
+    elayers=1,
+    eunits=32,
+    dlayers=1,
+    dunits=32,
+    duration_predictor_layers=1,
+    duration_predictor_chans=16,
+    pitch_predictor_layers=1,
+    pitch_predictor_chans=16,
+    energy_predictor_layers=1,
+    energy_predictor_chans=16,
+    postnet_layers=0,
+    reduction_factor=1,
+)
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("inference_speed",
-                                                  ROOT / "bench" / "inference_speed.py")
+    spec = importlib.util.spec_from_file_location(
+        "inference_speed", ROOT / "bench" / "inference_speed.py"
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules["inference_speed"] = module
     spec.loader.exec_module(module)
@@ -42,8 +60,17 @@ def test_bench_forces_the_same_output_length():
 
     torch.manual_seed(0)
     text = torch.randint(2, 10, (7,))
-    taco = Tacotron2(idim=12, odim=8, embed_dim=16, eunits=16, econv_chans=16, adim=16,
-                     dunits=16, prenet_units=16, postnet_chans=16).eval()
+    taco = Tacotron2(
+        idim=12,
+        odim=8,
+        embed_dim=16,
+        eunits=16,
+        econv_chans=16,
+        adim=16,
+        dunits=16,
+        prenet_units=16,
+        postnet_chans=16,
+    ).eval()
     out = taco.inference(text, threshold=2.0, maxlenratio=(40 + 0.5) / 8)["feat_gen"]
     assert out.size(0) == 40
     fs2 = FastSpeech2(idim=12, odim=8, **TINY_FS2).eval()
@@ -92,13 +119,27 @@ def test_compare_report_readme_section_and_reporter_times(tmp_path):
 
 
 def test_robustness_inputs_grow_to_the_targets():
-    spec = importlib.util.spec_from_file_location("robustness",
-                                                  ROOT / "bench" / "robustness.py")
+    spec = importlib.util.spec_from_file_location(
+        "robustness", ROOT / "bench" / "robustness.py"
+    )
     robustness = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(robustness)
-    sentences = robustness.read_sentences(ROOT / "egs2" / "TEMPLATE" / "tts_glow" / "glowtts_recipe" / "data" / "sentences.txt")
+    sentences = robustness.read_sentences(
+        ROOT
+        / "egs2"
+        / "TEMPLATE"
+        / "tts_glow"
+        / "glowtts_recipe"
+        / "data"
+        / "sentences.txt"
+    )
     assert len(sentences) > 100 and not any(s.startswith("#") for s in sentences)
-    inputs = robustness.build_inputs(sentences[-30:], (100, 250, 500, 1000), per_length=2)
+    inputs = robustness.build_inputs(
+        sentences[-30:], (100, 250, 500, 1000), per_length=2
+    )
     assert len(inputs) == 8
     for item in inputs:
-        assert abs(len(item["text"]) - item["target"]) <= 40, (item["target"], item["text"])
+        assert abs(len(item["text"]) - item["target"]) <= 40, (
+            item["target"],
+            item["text"],
+        )

@@ -21,16 +21,20 @@ def fake_job(seed_dir: Path, job: int, utts, durations):
         for part in ("norm", "denorm"):
             np.save(out / part / f"{u}.npy", np.zeros((3, 2)))
     (out / "durations" / "durations").write_text(
-        "".join(f"{u} {' '.join(map(str, durations[u]))}\n" for u in utts))
+        "".join(f"{u} {' '.join(map(str, durations[u]))}\n" for u in utts)
+    )
     (out / "speech_shape" / "speech_shape").write_text(
-        "".join(f"{u} {sum(durations[u])},80\n" for u in utts))
+        "".join(f"{u} {sum(durations[u])},80\n" for u in utts)
+    )
 
 
 def data_dir(root: Path, name: str, utts, samples):
     d = root / "dump" / name
     d.mkdir(parents=True)
     (d / "text").write_text("".join(f"{u} hello\n" for u in utts))
-    (d / "utt2num_samples").write_text("".join(f"{u} {samples.get(u, 0)}\n" for u in utts))
+    (d / "utt2num_samples").write_text(
+        "".join(f"{u} {samples.get(u, 0)}\n" for u in utts)
+    )
     return d
 
 
@@ -40,7 +44,7 @@ def test_two_draws_in_espnet_layout_and_only_outputs_replaced(tmp_path):
     test = data_dir(tmp_path, "test", ["c"], {})
     decode = tmp_path / "decode"
     (decode / "dev" / "wav_seed3").mkdir(parents=True)  # a stale draw of an earlier run
-    (decode / "dev" / "scores.json").write_text("{}")   # not an output of decoding
+    (decode / "dev" / "scores.json").write_text("{}")  # not an output of decoding
     work = decode / "log.tmp"
     for seed in ("seed1", "seed2"):
         fake_job(work / seed, 1, ["a", "c"], durations)
@@ -53,8 +57,14 @@ def test_two_draws_in_espnet_layout_and_only_outputs_replaced(tmp_path):
     assert (d / "wav" / "b.wav").read_bytes() == b"seed1-b"
     assert (d / "wav_seed2" / "b.wav").read_bytes() == b"seed2-b"
     assert (d / "wav_seed2" / "wav.scp").read_text().split() == [
-        "a", str(d / "wav_seed2" / "a.wav"), "b", str(d / "wav_seed2" / "b.wav")]
-    feats = dict(x.split() for x in (d / "denorm" / "feats.scp").read_text().splitlines())
+        "a",
+        str(d / "wav_seed2" / "a.wav"),
+        "b",
+        str(d / "wav_seed2" / "b.wav"),
+    ]
+    feats = dict(
+        x.split() for x in (d / "denorm" / "feats.scp").read_text().splitlines()
+    )
     assert np.load(feats["a"]).shape == (3, 2)
     assert not (d / "wav_seed3").exists() and (d / "scores.json").read_text() == "{}"
     assert (decode / "test" / "durations").read_text() == "c 2 2\n"
@@ -66,14 +76,18 @@ def test_teacher_forcing_writes_fastspeech2_durations_checked_against_frames(tmp
     train = data_dir(tmp_path, "train", ["a", "b"], {"a": 1000, "b": 1023})
     work = tmp_path / "decode" / "log.tmp"
     fake_job(work / "seed1", 1, ["a", "b"], durations)
-    collect(str(work), str(tmp_path / "decode"), [f"train={train}"], teacher_n_shift=256)
+    collect(
+        str(work), str(tmp_path / "decode"), [f"train={train}"], teacher_n_shift=256
+    )
     assert (tmp_path / "decode/train/durations").read_text() == "a 1 3 0\nb 4 0\n"
 
     bad = data_dir(tmp_path, "bad", ["a"], {"a": 2000})  # 8 frames, durations sum to 4
     work = tmp_path / "decode2" / "log.tmp"
     fake_job(work / "seed1", 1, ["a"], durations)
     with pytest.raises(DataError, match="sum to 4, its features have 8 frames"):
-        collect(str(work), str(tmp_path / "decode2"), [f"bad={bad}"], teacher_n_shift=256)
+        collect(
+            str(work), str(tmp_path / "decode2"), [f"bad={bad}"], teacher_n_shift=256
+        )
 
 
 def test_teacher_dump_must_hold_exactly_the_sets_utterances(tmp_path):

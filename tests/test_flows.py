@@ -1,8 +1,8 @@
 """The flow decoder: invertibility, exact log-determinants, ActNorm's data-dependent init."""
 
 import torch
-
 from conftest import randomize_flows
+
 from espnet_glowtts.flows import (
     ActNorm,
     FlowDecoder,
@@ -14,8 +14,9 @@ from espnet_glowtts.tensor_utils import sequence_mask
 
 
 def _decoder(channels=8, **kw):
-    decoder = FlowDecoder(channels, hidden_channels=16, num_blocks=2, num_layers=2,
-                          dropout=0.0, **kw)
+    decoder = FlowDecoder(
+        channels, hidden_channels=16, num_blocks=2, num_layers=2, dropout=0.0, **kw
+    )
     randomize_flows(torch.nn.ModuleDict(dict(decoder=decoder)), scale=0.2)
     return decoder.eval()
 
@@ -95,8 +96,9 @@ def test_actnorm_data_dependent_init_standardizes_valid_frames():
     valid = mask.expand_as(z).bool()
     per_channel = z.transpose(0, 1)[valid.transpose(0, 1)].view(4, -1)
     torch.testing.assert_close(per_channel.mean(1), torch.zeros(4), atol=1e-4, rtol=0)
-    torch.testing.assert_close(per_channel.var(1, unbiased=False), torch.ones(4),
-                               atol=1e-3, rtol=0)
+    torch.testing.assert_close(
+        per_channel.var(1, unbiased=False), torch.ones(4), atol=1e-3, rtol=0
+    )
     assert bool(norm.initialized)
     before = norm.log_scale.detach().clone()
     norm(torch.randn(3, 4, 50), mask)
@@ -115,13 +117,16 @@ def test_invertible_conv_caches_inverse_until_weight_changes():
         conv.weight.mul_(2.0)  # an optimizer step or load_state_dict writes in place
         assert conv.inverse_weight() is not first
         z2, _ = conv(x, mask)
-        torch.testing.assert_close(conv(z2, mask, reverse=True)[0], x, atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            conv(z2, mask, reverse=True)[0], x, atol=1e-5, rtol=0
+        )
     assert "inverse" not in "".join(conv.state_dict())
 
 
 def _actnorm_rank(rank, init_file, result_file):
-    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}",
-                                         rank=rank, world_size=2)
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=2
+    )
     torch.manual_seed(rank)
     norm = ActNorm(3).train()
     x = torch.randn(2, 3, 20) * (rank + 1) + 3 * rank  # the ranks see different data
@@ -131,13 +136,15 @@ def _actnorm_rank(rank, init_file, result_file):
 
 
 def test_actnorm_init_is_identical_across_ranks_and_uses_their_joint_batch(tmp_path):
-    torch.multiprocessing.spawn(_actnorm_rank, args=(tmp_path / "init", tmp_path / "out"),
-                                nprocs=2)
+    torch.multiprocessing.spawn(
+        _actnorm_rank, args=(tmp_path / "init", tmp_path / "out"), nprocs=2
+    )
     states = [torch.load(tmp_path / f"out.{r}", weights_only=True) for r in range(2)]
     torch.testing.assert_close(states[0]["log_scale"], states[1]["log_scale"])
     torch.testing.assert_close(states[0]["bias"], states[1]["bias"])
     joint = torch.cat([s["x"] for s in states], dim=0)  # (4, 3, 20)
     z = states[0]["bias"] + torch.exp(states[0]["log_scale"]) * joint
     torch.testing.assert_close(z.mean(dim=(0, 2)), torch.zeros(3), atol=1e-4, rtol=0)
-    torch.testing.assert_close(z.var(dim=(0, 2), unbiased=False), torch.ones(3), atol=1e-3,
-                               rtol=0)
+    torch.testing.assert_close(
+        z.var(dim=(0, 2), unbiased=False), torch.ones(3), atol=1e-3, rtol=0
+    )

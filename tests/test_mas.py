@@ -1,5 +1,6 @@
 """Monotonic Alignment Search: exact agreement with a plain-Python transcription of the authors'
-DP (float arithmetic in the input's precision), edge cases, fallback/device paths, value matrix."""
+DP (float arithmetic in the input's precision), edge cases, fallback/device paths, value matrix.
+"""
 
 import math
 import warnings
@@ -8,7 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from espnet_glowtts.mas import backend, log_likelihood, maximum_path, search, triton_path
+from espnet_glowtts.mas import (
+    backend,
+    log_likelihood,
+    maximum_path,
+    search,
+    triton_path,
+)
 from espnet_glowtts.mas.torch_path import maximum_path_torch
 
 needs_core = pytest.mark.skipif(
@@ -53,7 +60,9 @@ def make_mask(t_text, t_feats, T=None, F=None, dtype=torch.float32):
 def random_batch(seed, B=6, max_text=50, max_feats=120, dtype=torch.float32):
     g = torch.Generator().manual_seed(seed)
     t_text = torch.randint(1, max_text + 1, (B,), generator=g)
-    t_feats = torch.stack([torch.randint(int(t), max_feats + 1, (), generator=g) for t in t_text])
+    t_feats = torch.stack(
+        [torch.randint(int(t), max_feats + 1, (), generator=g) for t in t_text]
+    )
     T, F = int(t_text.max()), int(t_feats.max())
     value = torch.randn(B, T, F, generator=g, dtype=dtype) * 3
     mask = make_mask(t_text, t_feats)
@@ -92,11 +101,14 @@ def test_random_batches_match_reference(seed):
         assert abs(float(got[b]) - s) <= 1e-5 * (abs(s) + int(t_feats[b]) * 3), b
 
 
-@pytest.mark.parametrize("t_text,t_feats", [
-    ((7, 3, 40), (7, 3, 40)),     # T_text == T_feats: the diagonal
-    ((1, 1, 1), (1, 9, 64)),      # one token; a single-frame utterance
-    ((16, 17, 33), (16, 40, 33)),  # block boundaries of the compiled core
-])
+@pytest.mark.parametrize(
+    "t_text,t_feats",
+    [
+        ((7, 3, 40), (7, 3, 40)),  # T_text == T_feats: the diagonal
+        ((1, 1, 1), (1, 9, 64)),  # one token; a single-frame utterance
+        ((16, 17, 33), (16, 40, 33)),  # block boundaries of the compiled core
+    ],
+)
 def test_edge_shapes_match_reference(t_text, t_feats):
     g = torch.Generator().manual_seed(1)
     mask = make_mask(t_text, t_feats)
@@ -131,9 +143,10 @@ def test_ties_stay_on_the_same_token():
     for b, (t, f) in enumerate(zip(t_text.tolist(), t_feats.tolist())):
         for i in range(t - 1):  # all scores tie: earlier tokens take one frame each
             expected[b, i, i] = 1
-        expected[b, t - 1, t - 1:f] = 1
-        assert torch.equal(torch.from_numpy(reference_path(value[b].numpy(), t, f)[0]),
-                           expected[b])
+        expected[b, t - 1, t - 1 : f] = 1
+        assert torch.equal(
+            torch.from_numpy(reference_path(value[b].numpy(), t, f)[0]), expected[b]
+        )
     for name, path in all_paths(value, mask, t_text, t_feats).items():
         assert torch.equal(path, expected), name
 
@@ -160,18 +173,27 @@ def test_batch_of_one_bool_mask_and_lengths_arguments():
     value, mask, t_text, t_feats = random_batch(5, B=1)
     ref, _ = reference_batch(value, t_text, t_feats)
     assert torch.equal(maximum_path(value, mask.bool()), ref)
-    assert torch.equal(maximum_path(value, mask, text_lengths=t_text, feats_lengths=t_feats), ref)
-    assert torch.equal(maximum_path(value, None, text_lengths=t_text, feats_lengths=t_feats), ref)
+    assert torch.equal(
+        maximum_path(value, mask, text_lengths=t_text, feats_lengths=t_feats), ref
+    )
+    assert torch.equal(
+        maximum_path(value, None, text_lengths=t_text, feats_lengths=t_feats), ref
+    )
 
 
 def test_non_contiguous_inputs():
     value, mask, t_text, t_feats = random_batch(11)
     ref, _ = reference_batch(value, t_text, t_feats)
-    transposed = value.transpose(1, 2).contiguous().transpose(1, 2)  # (B, T, F) view, F-major
+    transposed = (
+        value.transpose(1, 2).contiguous().transpose(1, 2)
+    )  # (B, T, F) view, F-major
     assert not transposed.is_contiguous()
-    assert torch.equal(maximum_path(transposed, mask.transpose(1, 2).contiguous().transpose(1, 2)),
-                       ref)
-    wide = torch.full((value.shape[0], value.shape[1] + 3, 2 * value.shape[2]), float("nan"))
+    assert torch.equal(
+        maximum_path(transposed, mask.transpose(1, 2).contiguous().transpose(1, 2)), ref
+    )
+    wide = torch.full(
+        (value.shape[0], value.shape[1] + 3, 2 * value.shape[2]), float("nan")
+    )
     wide[:, 2:-1, ::2] = value  # strided columns, offset rows
     sliced = wide[:, 2:-1, ::2]
     assert torch.equal(maximum_path(sliced, mask), ref)
@@ -228,7 +250,9 @@ def test_triton_kernels_in_the_interpreter_match_reference():
     value = torch.randn(mask.shape).masked_fill(mask == 0, float("nan"))
     value[4] = 0.0  # ties
     ref, _ = reference_batch(value, t_text, t_feats)
-    assert torch.equal(triton_path.maximum_path_triton(value, t_text, t_feats, interpret=True), ref)
+    assert torch.equal(
+        triton_path.maximum_path_triton(value, t_text, t_feats, interpret=True), ref
+    )
 
 
 @needs_core
@@ -239,8 +263,11 @@ def test_backend_names_the_compiled_core():
 def direct_log_likelihood(z, mean, log_std):
     z, mean, log_std = z.double(), mean.double(), log_std.double()
     diff = z.unsqueeze(2) - mean.unsqueeze(3)  # (B, C, T_text, T_feats)
-    ll = -0.5 * math.log(2 * math.pi) - log_std.unsqueeze(3) - 0.5 * diff ** 2 * torch.exp(
-        -2 * log_std.unsqueeze(3))
+    ll = (
+        -0.5 * math.log(2 * math.pi)
+        - log_std.unsqueeze(3)
+        - 0.5 * diff**2 * torch.exp(-2 * log_std.unsqueeze(3))
+    )
     return ll.sum(1)
 
 
@@ -251,10 +278,18 @@ def test_log_likelihood_matches_direct_formula():
     log_std = torch.randn(3, 80, 20, generator=g) * 0.3
     got = log_likelihood(z, mean, log_std)
     want = direct_log_likelihood(z, mean, log_std)
-    assert got.dtype == torch.float32 and got.shape == (3, 20, 50) and not got.requires_grad
+    assert (
+        got.dtype == torch.float32
+        and got.shape == (3, 20, 50)
+        and not got.requires_grad
+    )
     torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=2e-3)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         got16 = log_likelihood(z.bfloat16().float(), mean, log_std)
     assert got16.dtype == torch.float32
-    torch.testing.assert_close(got16.double(), direct_log_likelihood(z.bfloat16(), mean, log_std),
-                               rtol=1e-5, atol=2e-3)
+    torch.testing.assert_close(
+        got16.double(),
+        direct_log_likelihood(z.bfloat16(), mean, log_std),
+        rtol=1e-5,
+        atol=2e-3,
+    )

@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from conftest import make_batch, randomize_flows, tiny_glow_tts
+
 from espnet_glowtts.flows import FlowDecoder
 from espnet_glowtts.tensor_utils import sequence_mask
 
@@ -24,8 +24,9 @@ def _loss_and_grads(model, batch, seed=1):
     model.zero_grad(set_to_none=True)
     loss, stats, _ = model(**batch)
     loss.backward()
-    return stats, {n: p.grad.clone() for n, p in model.named_parameters()
-                   if p.grad is not None}
+    return stats, {
+        n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None
+    }
 
 
 def _assert_same(a, b):
@@ -35,8 +36,13 @@ def _assert_same(a, b):
     decoder_grads = [n for n in grads_a if n.startswith("decoder.")]
     assert len(decoder_grads) > 20
     for name in grads_a:
-        torch.testing.assert_close(grads_b[name], grads_a[name], rtol=1e-5, atol=1e-5,
-                                   msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(
+            grads_b[name],
+            grads_a[name],
+            rtol=1e-5,
+            atol=1e-5,
+            msg=lambda m: f"{name}: {m}",
+        )
 
 
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
@@ -102,7 +108,8 @@ def test_decoder_activation_memory_is_a_fraction_of_the_plain_path():
     def step(decoder):
         def run():
             z, logdet = decoder(x * mask, mask)
-            ((z ** 2).sum() - logdet.sum()).backward()
+            ((z**2).sum() - logdet.sum()).backward()
+
         return run
 
     peaks = [_peak_live_bytes(step(d)) for d in (plain, efficient)]

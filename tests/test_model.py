@@ -5,8 +5,8 @@ import math
 
 import pytest
 import torch
-
 from conftest import make_batch, randomize_flows, tiny_glow_tts
+
 from espnet_glowtts import GlowTTS
 from espnet_glowtts.encoder import ChannelLayerNorm
 from espnet_glowtts.tensor_utils import (
@@ -51,7 +51,8 @@ def test_path_from_durations():
 
 def _mle_reference(model, batch):
     """The negative log-likelihood per frame and channel, computed with torch.distributions
-    from the model's parts: prior per token, MAS path, decoder latents and log-determinant."""
+    from the model's parts: prior per token, MAS path, decoder latents and log-determinant.
+    """
     text, feats = batch["text"], batch["feats"]
     x_lengths = 2 * batch["text_lengths"] + 1
     f_lengths = batch["feats_lengths"] // 2 * 2
@@ -63,34 +64,43 @@ def _mle_reference(model, batch):
     total = 0.0
     for b in range(text.size(0)):
         token_of_frame = path[b, : x_lengths[b], : f_lengths[b]].argmax(0)
-        prior = torch.distributions.Normal(mean[b][:, token_of_frame],
-                                           log_std[b][:, token_of_frame].exp())
+        prior = torch.distributions.Normal(
+            mean[b][:, token_of_frame], log_std[b][:, token_of_frame].exp()
+        )
         total += prior.log_prob(z[b, :, : f_lengths[b]]).sum() + logdet[b]
     return -total / (f_lengths.sum() * model.odim)
 
 
 def test_mle_loss_matches_independent_computation():
-    model = tiny_glow_tts(mean_only=False, encoder_dropout=0.0, duration_dropout=0.0,
-                          decoder_dropout=0.0)
+    model = tiny_glow_tts(
+        mean_only=False, encoder_dropout=0.0, duration_dropout=0.0, decoder_dropout=0.0
+    )
     randomize_flows(model)
     with torch.no_grad():
         model.encoder.proj_log_std.weight.normal_(0, 0.3)
     batch = make_batch()
     _, stats, _ = model(**batch)
     expected = _mle_reference(model, batch)
-    assert math.isclose(float(stats["mle_loss"]), float(expected), rel_tol=1e-5, abs_tol=1e-5)
+    assert math.isclose(
+        float(stats["mle_loss"]), float(expected), rel_tol=1e-5, abs_tol=1e-5
+    )
 
 
 def test_every_parameter_gets_a_gradient():
     model = tiny_glow_tts(mean_only=False, spks=3, langs=2, spk_embed_dim=6)
-    conditions = dict(sids=torch.tensor([[0], [2]]), lids=torch.tensor([[1], [0]]),
-                      spembs=torch.randn(2, 6))
+    conditions = dict(
+        sids=torch.tensor([[0], [2]]),
+        lids=torch.tensor([[1], [0]]),
+        spembs=torch.randn(2, 6),
+    )
     # From the first step, the speaker and language vectors learn (through the duration
     # predictor; the flows' zero-initialised output layers pass no gradient yet).
     loss, _, _ = model(**make_batch(), **conditions)
     loss.backward()
     assert model.sid_emb.weight.grad[[0, 2]].abs().sum(1).gt(0).all()
-    assert model.sid_emb.weight.grad[1].abs().sum() == 0  # speaker 1 is not in the batch
+    assert (
+        model.sid_emb.weight.grad[1].abs().sum() == 0
+    )  # speaker 1 is not in the batch
     assert model.lid_emb.weight.grad.abs().sum(1).gt(0).all()
     assert model.spemb_proj.weight.grad.abs().sum() > 0
     # Once the zero-initialised output layers have moved (as after a few steps), every
@@ -101,10 +111,15 @@ def test_every_parameter_gets_a_gradient():
         model.encoder.prenet.proj.weight.normal_(0.0, 0.1)
     loss, _, _ = model(**make_batch(), **conditions)
     loss.backward()
-    zero = [n for n, p in model.named_parameters()
-            if p.grad is None or not p.grad.abs().sum() > 0]
+    zero = [
+        n
+        for n, p in model.named_parameters()
+        if p.grad is None or not p.grad.abs().sum() > 0
+    ]
     assert not zero, zero
-    grads_from_flows = [p.grad for n, p in model.named_parameters() if "cond_layer" in n]
+    grads_from_flows = [
+        p.grad for n, p in model.named_parameters() if "cond_layer" in n
+    ]
     assert grads_from_flows and all(g.abs().sum() > 0 for g in grads_from_flows)
 
 
@@ -119,7 +134,9 @@ def test_duration_loss_does_not_train_the_encoder():
 
 
 def test_overfitting_two_utterances_lowers_both_losses_and_durations_cover_frames():
-    model = tiny_glow_tts(encoder_dropout=0.0, duration_dropout=0.0, decoder_dropout=0.0)
+    model = tiny_glow_tts(
+        encoder_dropout=0.0, duration_dropout=0.0, decoder_dropout=0.0
+    )
     batch = make_batch(text_lengths=(6, 4), feats_lengths=(40, 28))
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     history = []
@@ -136,8 +153,11 @@ def test_overfitting_two_utterances_lowers_both_losses_and_durations_cover_frame
     for b in range(2):
         n = int(batch["text_lengths"][b])
         frames = int(batch["feats_lengths"][b])
-        out = model.inference(batch["text"][b, :n], feats=batch["feats"][b, :frames],
-                              use_teacher_forcing=True)
+        out = model.inference(
+            batch["text"][b, :n],
+            feats=batch["feats"][b, :frames],
+            use_teacher_forcing=True,
+        )
         assert out["duration"].shape == (n,)
         assert int(out["duration"].sum()) == frames
         assert out["feat_gen"].shape == (frames // 2 * 2, 8)
@@ -154,7 +174,9 @@ def test_inference_durations_sum_to_output_and_length_scale_stretches():
     assert slow["feat_gen"].size(0) > 2 * out["feat_gen"].size(0)
     again = model.inference(text, noise_scale=0.0)
     torch.testing.assert_close(again["feat_gen"], out["feat_gen"], rtol=0, atol=0)
-    forced = model.inference(text, durations=torch.tensor([1, 2, 3, 4, 6]), noise_scale=0.0)
+    forced = model.inference(
+        text, durations=torch.tensor([1, 2, 3, 4, 6]), noise_scale=0.0
+    )
     assert forced["duration"].tolist() == [1, 2, 3, 4, 6]
     assert forced["feat_gen"].size(0) == 16
 
@@ -166,8 +188,9 @@ def test_batch_inference_matches_single_inference():
     batch = model.batch_inference(texts, noise_scale=0.0)
     for i, text in enumerate(texts):
         single = model.inference(text, noise_scale=0.0)
-        torch.testing.assert_close(batch["feat_gen"][i], single["feat_gen"],
-                                   rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(
+            batch["feat_gen"][i], single["feat_gen"], rtol=1e-4, atol=1e-4
+        )
         assert batch["duration"][i, : len(text)].tolist() == single["duration"].tolist()
 
 
@@ -187,15 +210,23 @@ def test_state_dict_roundtrip_reproduces_inference_also_after_caches():
     fresh = tiny_glow_tts(spks=2)
     fresh.load_state_dict(state, strict=True)
     fresh.eval()
-    torch.testing.assert_close(fresh.inference(text, sids=sids, noise_scale=0.0)["feat_gen"],
-                               reference, rtol=0, atol=0)
+    torch.testing.assert_close(
+        fresh.inference(text, sids=sids, noise_scale=0.0)["feat_gen"],
+        reference,
+        rtol=0,
+        atol=0,
+    )
     # Loading other weights into a model whose caches are built must not reuse them.
     other = tiny_glow_tts(spks=2).eval()
     randomize_flows(other, scale=0.3)
     other.inference(text, sids=sids, noise_scale=0.0)
     other.load_state_dict(state, strict=True)
-    torch.testing.assert_close(other.inference(text, sids=sids, noise_scale=0.0)["feat_gen"],
-                               reference, rtol=0, atol=0)
+    torch.testing.assert_close(
+        other.inference(text, sids=sids, noise_scale=0.0)["feat_gen"],
+        reference,
+        rtol=0,
+        atol=0,
+    )
 
 
 def test_channel_layer_norm_keeps_release_names_and_the_authors_eps():
@@ -204,7 +235,9 @@ def test_channel_layer_norm_keeps_release_names_and_the_authors_eps():
     assert list(norm.state_dict()) == ["gamma", "beta"]
     gamma, beta = torch.randn(6), torch.randn(6)
     norm.load_state_dict({"gamma": gamma, "beta": beta}, strict=True)
-    x = torch.randn(2, 6, 5) * torch.tensor([1.0, 0.003])[:, None, None]  # one near-silent item
+    x = (
+        torch.randn(2, 6, 5) * torch.tensor([1.0, 0.003])[:, None, None]
+    )  # one near-silent item
     mean = x.mean(1, keepdim=True)
     var = x.var(1, unbiased=False, keepdim=True)
     want = (x - mean) / torch.sqrt(var + 1e-4) * gamma[:, None] + beta[:, None]
@@ -226,8 +259,9 @@ def test_training_after_inference_still_learns():
 
 
 def test_bf16_autocast_forward_is_finite_and_close_to_float32():
-    model = tiny_glow_tts(encoder_dropout=0.0, duration_dropout=0.0, decoder_dropout=0.0,
-                          spk_embed_dim=4)
+    model = tiny_glow_tts(
+        encoder_dropout=0.0, duration_dropout=0.0, decoder_dropout=0.0, spk_embed_dim=4
+    )
     randomize_flows(model)
     batch = make_batch()
     batch["spembs"] = torch.randn(2, 4)
@@ -239,17 +273,20 @@ def test_bf16_autocast_forward_is_finite_and_close_to_float32():
     assert abs(float(stats16["duration_loss"]) - float(stats32["duration_loss"])) < 0.1
 
 
-@pytest.mark.parametrize("case, message", [
-    ("empty_text", "text is empty"),
-    ("token_out_of_vocab", "outside the vocabulary"),
-    ("negative_token", "outside the vocabulary"),
-    ("wrong_feat_dim", "feature dimension 7"),
-    ("nan_feats", "NaN"),
-    ("speaker_out_of_range", "sids contains"),
-    ("missing_speaker", "sids is required"),
-    ("wrong_spemb_size", "spembs has size 5"),
-    ("too_few_frames", "frames"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("empty_text", "text is empty"),
+        ("token_out_of_vocab", "outside the vocabulary"),
+        ("negative_token", "outside the vocabulary"),
+        ("wrong_feat_dim", "feature dimension 7"),
+        ("nan_feats", "NaN"),
+        ("speaker_out_of_range", "sids contains"),
+        ("missing_speaker", "sids is required"),
+        ("wrong_spemb_size", "spembs has size 5"),
+        ("too_few_frames", "frames"),
+    ],
+)
 def test_bad_training_input_raises_a_clear_error(case, message):
     model = tiny_glow_tts(spks=3, spk_embed_dim=4)
     batch = make_batch()
@@ -285,26 +322,41 @@ def test_bad_inference_input_raises_a_clear_error():
     with pytest.raises(ValueError, match="sids contains"):
         model.inference(torch.tensor([3, 4]), sids=torch.tensor([5]))
     with pytest.raises(ValueError, match="needs feats"):
-        model.inference(torch.tensor([3, 4]), sids=torch.tensor([0]), use_teacher_forcing=True)
+        model.inference(
+            torch.tensor([3, 4]), sids=torch.tensor([0]), use_teacher_forcing=True
+        )
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(lids=torch.tensor([1]), spembs=torch.randn(4)), "sids is required"),
-    (dict(sids=torch.tensor([3]), lids=torch.tensor([1]), spembs=torch.randn(4)),
-     r"sids contains \[3\], expected ids in \[0, 3\)"),
-    (dict(sids=torch.tensor([1]), spembs=torch.randn(4)), "lids is required"),
-    (dict(sids=torch.tensor([1]), lids=torch.tensor([2]), spembs=torch.randn(4)),
-     r"lids contains \[2\]"),
-    (dict(sids=torch.tensor([1]), lids=torch.tensor([1])), "spembs is required"),
-    (dict(sids=torch.tensor([1]), lids=torch.tensor([1]), spembs=torch.randn(5)),
-     "spembs has size 5, expected spk_embed_dim=4"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(lids=torch.tensor([1]), spembs=torch.randn(4)), "sids is required"),
+        (
+            dict(sids=torch.tensor([3]), lids=torch.tensor([1]), spembs=torch.randn(4)),
+            r"sids contains \[3\], expected ids in \[0, 3\)",
+        ),
+        (dict(sids=torch.tensor([1]), spembs=torch.randn(4)), "lids is required"),
+        (
+            dict(sids=torch.tensor([1]), lids=torch.tensor([2]), spembs=torch.randn(4)),
+            r"lids contains \[2\]",
+        ),
+        (dict(sids=torch.tensor([1]), lids=torch.tensor([1])), "spembs is required"),
+        (
+            dict(sids=torch.tensor([1]), lids=torch.tensor([1]), spembs=torch.randn(5)),
+            "spembs has size 5, expected spk_embed_dim=4",
+        ),
+    ],
+)
 def test_bad_speaker_or_language_at_inference_raises_a_clear_error(kwargs, message):
     model = tiny_glow_tts(spks=3, langs=2, spk_embed_dim=4).eval()
     with pytest.raises(ValueError, match=message):
         model.inference(torch.tensor([3, 4]), **kwargs)
-    model.inference(torch.tensor([3, 4]), sids=torch.tensor([2]), lids=torch.tensor([1]),
-                    spembs=torch.randn(4))  # the good call speaks
+    model.inference(
+        torch.tensor([3, 4]),
+        sids=torch.tensor([2]),
+        lids=torch.tensor([1]),
+        spembs=torch.randn(4),
+    )  # the good call speaks
 
 
 def test_log1p_duration_target_is_inverted_at_inference():
@@ -312,6 +364,9 @@ def test_log1p_duration_target_is_inverted_at_inference():
     logw = torch.log1p(torch.tensor([[3.0, 7.0]]))
     assert model._durations_from_log(logw, 1.0).tolist() == [[3.0, 7.0]]
     model_log = tiny_glow_tts(duration_target="log")
-    assert model_log._durations_from_log(torch.log(torch.tensor([[3.0]])), 2.0).item() == 6.0
+    assert (
+        model_log._durations_from_log(torch.log(torch.tensor([[3.0]])), 2.0).item()
+        == 6.0
+    )
     with pytest.raises(ValueError, match="duration_target"):
         tiny_glow_tts(duration_target="linear")

@@ -17,18 +17,30 @@ import torch
 import espnet_glowtts  # noqa: F401  (registers glow_tts)
 from espnet_glowtts.export import export_graphs
 from espnet_glowtts.runtime import ExportError, Synthesizer, split_sentences
-from espnet_glowtts.runtime.synthesizer import expand_prior, fold_blank_durations, intersperse
+from espnet_glowtts.runtime.synthesizer import (
+    expand_prior,
+    fold_blank_durations,
+    intersperse,
+)
 from espnet_glowtts.tensor_utils import fold_blank_durations as torch_fold
 from tests.conftest import randomize_flows, tiny_glow_tts
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTENCES = ROOT / "egs2/TEMPLATE/tts_glow/glowtts_recipe/data/sentences.txt"
-TINY = dict(hidden_channels=16, filter_channels=32, num_encoder_layers=1,
-            duration_filter_channels=16, decoder_hidden_channels=16, num_flow_blocks=2,
-            num_coupling_layers=2)
+TINY = dict(
+    hidden_channels=16,
+    filter_channels=32,
+    num_encoder_layers=1,
+    duration_filter_channels=16,
+    decoder_hidden_channels=16,
+    num_flow_blocks=2,
+    num_coupling_layers=2,
+)
 # Cleaner cases beyond the demo's sentences: numbers, abbreviations, symbols, quotes.
-EXTRA_TEXTS = ['Dr. Smith paid $5.20 for 3 apples; "really?" - yes & no.',
-               "Mr. Brown's 2nd car (a Ford) cost 1,250 dollars!"]
+EXTRA_TEXTS = [
+    'Dr. Smith paid $5.20 for 3 apples; "really?" - yes & no.',
+    "Mr. Brown's 2nd car (a Ford) cost 1,250 dollars!",
+]
 
 
 def _bench_module():
@@ -50,20 +62,31 @@ def _run_graphs(model, out_dir, ids, noise_scale=0.0, length_scale=1.0, **cond):
     enc = ort.InferenceSession(str(out_dir / "encoder.onnx"))
     dec = ort.InferenceSession(str(out_dir / "decoder.onnx"))
     cond = {k: v.numpy() for k, v in cond.items()}
-    mean, log_std, w = enc.run(None, dict(text=intersperse(ids, model.blank_id)[None],
-                                          length_scale=np.array(length_scale, np.float32),
-                                          **cond))
+    mean, log_std, w = enc.run(
+        None,
+        dict(
+            text=intersperse(ids, model.blank_id)[None],
+            length_scale=np.array(length_scale, np.float32),
+            **cond,
+        ),
+    )
     mean_y, log_std_y, w = expand_prior(mean, log_std, w[0], model.squeeze_factor)
-    feats, = dec.run(None, dict(mean_y=mean_y, log_std_y=log_std_y,
-                                noise=np.zeros_like(mean_y),
-                                noise_scale=np.array(noise_scale, np.float32), **cond))
+    (feats,) = dec.run(
+        None,
+        dict(
+            mean_y=mean_y,
+            log_std_y=log_std_y,
+            noise=np.zeros_like(mean_y),
+            noise_scale=np.array(noise_scale, np.float32),
+            **cond,
+        ),
+    )
     return feats[0], fold_blank_durations(w)
 
 
 @pytest.mark.parametrize("conditioning", ["none", "speakers_languages_embeddings"])
 def test_graphs_match_torch_at_zero_noise(tmp_path, conditioning):
-    extra = (dict(spks=3, langs=2, spk_embed_dim=5)
-             if conditioning != "none" else {})
+    extra = dict(spks=3, langs=2, spk_embed_dim=5) if conditioning != "none" else {}
     model = tiny_glow_tts(mean_only=False, **extra)
     randomize_flows(model)
     model.eval()
@@ -73,19 +96,24 @@ def test_graphs_match_torch_at_zero_noise(tmp_path, conditioning):
         ids = torch.randint(2, 11, (n,), generator=g)
         cond = {}
         if extra:
-            cond = dict(sids=torch.tensor([2]), lids=torch.tensor([1]),
-                        spembs=torch.randn(1, 5, generator=g))
+            cond = dict(
+                sids=torch.tensor([2]),
+                lids=torch.tensor([1]),
+                spembs=torch.randn(1, 5, generator=g),
+            )
         ref = model.inference(ids, noise_scale=0.0, length_scale=1.7, **cond)
-        feats, durations = _run_graphs(model, tmp_path, ids.numpy(), length_scale=1.7,
-                                       **cond)
+        feats, durations = _run_graphs(
+            model, tmp_path, ids.numpy(), length_scale=1.7, **cond
+        )
         np.testing.assert_array_equal(durations, ref["duration"].numpy())
         assert np.abs(feats - ref["feat_gen"].numpy()).max() < 1e-3
 
 
 def test_numpy_steps_match_torch_helpers():
     w = torch.tensor([[3, 1, 0, 2, 5, 1, 4]])
-    np.testing.assert_array_equal(fold_blank_durations(w[0].numpy()),
-                                  torch_fold(w, torch.tensor([3]))[0].numpy())
+    np.testing.assert_array_equal(
+        fold_blank_durations(w[0].numpy()), torch_fold(w, torch.tensor([3]))[0].numpy()
+    )
     mean = np.arange(6, dtype=np.float32).reshape(1, 2, 3)
     mean_y, _, adjusted = expand_prior(mean, mean, np.array([1, 2, 2]), 2)
     assert adjusted.tolist() == [1, 2, 3] and mean_y.shape == (1, 2, 6)
@@ -97,13 +125,21 @@ def test_numpy_griffin_lim_matches_librosa():
 
     from espnet_glowtts.runtime.vocoder import GriffinLim, mel_basis
 
-    np.testing.assert_allclose(mel_basis(22050, 1024, 80, 80, 7600),
-                               librosa.filters.mel(sr=22050, n_fft=1024, n_mels=80, fmin=80,
-                                                   fmax=7600), atol=1e-7)
+    np.testing.assert_allclose(
+        mel_basis(22050, 1024, 80, 80, 7600),
+        librosa.filters.mel(sr=22050, n_fft=1024, n_mels=80, fmin=80, fmax=7600),
+        atol=1e-7,
+    )
     logmel = np.random.default_rng(0).normal(-2.0, 0.5, (40, 80))
     gl = GriffinLim(22050, 1024, 256, None, 80, 80, 7600, n_iter=4)
-    expected = librosa.griffinlim(gl.linear(logmel), n_iter=4, hop_length=256,
-                                  window="hann", center=True, init=None)
+    expected = librosa.griffinlim(
+        gl.linear(logmel),
+        n_iter=4,
+        hop_length=256,
+        window="hann",
+        center=True,
+        init=None,
+    )
     np.testing.assert_allclose(gl(logmel, init_phase=None), expected, atol=1e-5)
 
 
@@ -128,9 +164,14 @@ def test_runtime_imports_without_torch_and_espnet():
         "import espnet_glowtts, espnet_glowtts.runtime\n"
         "from espnet_glowtts.runtime import Synthesizer\n"
         "assert not [m for m in sys.modules if m.split('.')[0] in ('torch', 'espnet2')]\n"
-        "assert espnet_glowtts.__all__ == []\n")
-    subprocess.run([sys.executable, "-c", blocker], check=True, cwd=ROOT,
-                   env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        "assert espnet_glowtts.__all__ == []\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", blocker],
+        check=True,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -139,12 +180,31 @@ def test_runtime_imports_without_torch_and_espnet():
 def phn_export(tmp_path_factory):
     root = tmp_path_factory.mktemp("onnx")
     bench = _bench_module()
-    exp = bench.make_experiment(root / "exp", TINY, demo_sentences() + EXTRA_TEXTS,
-                                fs=16000, n_fft=512, n_shift=128, n_mels=20)
+    exp = bench.make_experiment(
+        root / "exp",
+        TINY,
+        demo_sentences() + EXTRA_TEXTS,
+        fs=16000,
+        n_fft=512,
+        n_shift=128,
+        n_mels=20,
+    )
     out = root / "exported"
-    subprocess.run([sys.executable, "-m", "espnet_glowtts.bin.export_onnx", "--model_tag",
-                    str(exp), "--out_dir", str(out), "--quantize", "true"],
-                   check=True, cwd=root)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "espnet_glowtts.bin.export_onnx",
+            "--model_tag",
+            str(exp),
+            "--out_dir",
+            str(out),
+            "--quantize",
+            "true",
+        ],
+        check=True,
+        cwd=root,
+    )
     return dict(exp=exp, out=out, root=root)
 
 
@@ -153,21 +213,34 @@ def text2speech(phn_export):
     from espnet2.bin.tts_inference import Text2Speech
 
     exp = phn_export["exp"]
-    return Text2Speech(train_config=exp / "config.yaml", model_file=exp / "model.pth",
-                       noise_scale=0.0, max_chars=60)
+    return Text2Speech(
+        train_config=exp / "config.yaml",
+        model_file=exp / "model.pth",
+        noise_scale=0.0,
+        max_chars=60,
+    )
 
 
 @pytest.mark.slow
 def test_export_directory(phn_export):
     out = phn_export["out"]
     assert sorted(p.name for p in out.iterdir()) == [
-        "README.txt", "config.json", "decoder.int8.onnx", "decoder.onnx",
-        "encoder.int8.onnx", "encoder.onnx"]
+        "README.txt",
+        "config.json",
+        "decoder.int8.onnx",
+        "decoder.onnx",
+        "encoder.int8.onnx",
+        "encoder.onnx",
+    ]
     config = json.loads((out / "config.json").read_text())
     assert config["features"]["fs"] == 16000 and config["features"]["n_mels"] == 20
-    assert config["cleaner"] == "tacotron" and config["g2p"] == "espeak_ng_english_us_vits"
+    assert (
+        config["cleaner"] == "tacotron" and config["g2p"] == "espeak_ng_english_us_vits"
+    )
     assert len(config["normalize"]["mean"]) == 20
-    assert not list(phn_export["root"].glob(".tmp.*"))  # the temporary directory is gone
+    assert not list(
+        phn_export["root"].glob(".tmp.*")
+    )  # the temporary directory is gone
 
 
 @pytest.mark.slow
@@ -182,12 +255,15 @@ def test_runtime_matches_text2speech_on_demo_sentences(phn_export, text2speech):
         out = tts.synthesize_ids(ids, noise_scale=0.0, vocoder=False)
         np.testing.assert_array_equal(out["duration"], ref["duration"].numpy())
         worst = max(worst, np.abs(out["feat_gen"] - ref["feat_gen"].numpy()).max())
-        np.testing.assert_allclose(out["feat_gen_denorm"], ref["feat_gen_denorm"].numpy(),
-                                   atol=1e-3 * 2)
+        np.testing.assert_allclose(
+            out["feat_gen_denorm"], ref["feat_gen_denorm"].numpy(), atol=1e-3 * 2
+        )
     assert worst < 1e-3
     for text in demo_sentences()[40:]:
         np.testing.assert_array_equal(
-            tts.frontend(text), text2speech.preprocess_fn("<x>", dict(text=text))["text"])
+            tts.frontend(text),
+            text2speech.preprocess_fn("<x>", dict(text=text))["text"],
+        )
 
 
 @pytest.mark.slow
@@ -216,9 +292,25 @@ def test_runtime_cli_stream_and_int8(phn_export, tmp_path):
     text = " ".join(demo_sentences()[:3])
     for extra in ([], ["--stream"], ["--quantized"]):
         wav = tmp_path / f"out{len(extra)}{''.join(extra)}.wav"
-        subprocess.run([sys.executable, "-m", "espnet_glowtts.runtime", "--model_dir",
-                        str(phn_export["out"]), "--text", text, "--out", str(wav),
-                        "--seed", "0", "--max_chars", "70", *extra], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "espnet_glowtts.runtime",
+                "--model_dir",
+                str(phn_export["out"]),
+                "--text",
+                text,
+                "--out",
+                str(wav),
+                "--seed",
+                "0",
+                "--max_chars",
+                "70",
+                *extra,
+            ],
+            check=True,
+        )
         audio, fs = sf.read(wav)
         assert fs == 16000 and len(audio) > 16000 * 0.5 and np.abs(audio).max() > 0
 
@@ -231,8 +323,10 @@ def test_runtime_errors(phn_export, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(out, broken)
     config = json.loads((out / "config.json").read_text())
-    for change, message in ((dict(format_version=99), "format_version 99"),
-                            (dict(token_list=[]), "no token_list")):
+    for change, message in (
+        (dict(format_version=99), "format_version 99"),
+        (dict(token_list=[]), "no token_list"),
+    ):
         (broken / "config.json").write_text(json.dumps({**config, **change}))
         with pytest.raises(ExportError, match=message):
             Synthesizer(broken)
@@ -241,9 +335,21 @@ def test_runtime_errors(phn_export, tmp_path):
         tts("  ")
     with pytest.raises(ValueError, match="no speakable tokens"):
         tts("\u2603 \u2603")  # unidecode: no letters, so no phonemes
-    result = subprocess.run([sys.executable, "-m", "espnet_glowtts.runtime", "--model_dir",
-                             str(tmp_path), "--text", "hi", "--out", str(tmp_path / "a.wav")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "espnet_glowtts.runtime",
+            "--model_dir",
+            str(tmp_path),
+            "--text",
+            "hi",
+            "--out",
+            str(tmp_path / "a.wav"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]  # (ESPnet's import noise comes first)
     assert last.startswith("error: ") and "not an exported" in last
@@ -252,8 +358,17 @@ def test_runtime_errors(phn_export, tmp_path):
 @pytest.mark.slow
 def test_speaker_ids_are_checked(tmp_path):
     exp = _bench_module().make_experiment(
-        tmp_path / "exp", {**TINY, "spks": 3}, ["abc def"], token_type="char",
-        cleaner="none", g2p="none", fs=16000, n_fft=512, n_shift=128, n_mels=20)
+        tmp_path / "exp",
+        {**TINY, "spks": 3},
+        ["abc def"],
+        token_type="char",
+        cleaner="none",
+        g2p="none",
+        fs=16000,
+        n_fft=512,
+        n_shift=128,
+        n_mels=20,
+    )
     from espnet_glowtts.bin.export_onnx import export
 
     export(str(exp), tmp_path / "out", check_text="abc fed")
@@ -271,17 +386,36 @@ def test_runtime_in_a_venv_from_requirements_runtime(phn_export, tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = venv / "bin" / "python"
-    subprocess.run([str(py), "-m", "pip", "install", "-q", "-r",
-                    str(ROOT / "requirements-runtime.txt")], check=True)
+    subprocess.run(
+        [
+            str(py),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "-r",
+            str(ROOT / "requirements-runtime.txt"),
+        ],
+        check=True,
+    )
     wav = tmp_path / "venv.wav"
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    code = ("import sys, runpy; sys.argv = ['rt', '--model_dir', sys.argv[1], '--text', "
-            "'Hello there. A second sentence.', '--out', sys.argv[2]];"
-            "runpy.run_module('espnet_glowtts.runtime', run_name='__main__');"
-            "assert 'torch' not in sys.modules and 'espnet2' not in sys.modules")
-    subprocess.run([str(py), "-c", code, str(phn_export["out"]), str(wav)], check=True,
-                   env=dict(env, PYTHONPATH=str(ROOT)))
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")
+    }
+    code = (
+        "import sys, runpy; sys.argv = ['rt', '--model_dir', sys.argv[1], '--text', "
+        "'Hello there. A second sentence.', '--out', sys.argv[2]];"
+        "runpy.run_module('espnet_glowtts.runtime', run_name='__main__');"
+        "assert 'torch' not in sys.modules and 'espnet2' not in sys.modules"
+    )
+    subprocess.run(
+        [str(py), "-c", code, str(phn_export["out"]), str(wav)],
+        check=True,
+        env=dict(env, PYTHONPATH=str(ROOT)),
+    )
     audio, fs = sf.read(wav)
     assert fs == 16000 and len(audio) > 0
-    result = subprocess.run([str(py), "-c", "import torch"], env=env, capture_output=True)
+    result = subprocess.run(
+        [str(py), "-c", "import torch"], env=env, capture_output=True
+    )
     assert result.returncode != 0  # the venv really has no torch

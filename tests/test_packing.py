@@ -2,12 +2,12 @@
 
 import pytest
 import torch
-
 from conftest import make_batch, randomize_flows, tiny_glow_tts
+from test_memory_efficient import _assert_same, _loss_and_grads
+
 from espnet_glowtts.flows import WaveNet
 from espnet_glowtts.packing import conv_reach, packed_call
 from espnet_glowtts.tensor_utils import sequence_mask
-from test_memory_efficient import _assert_same, _loss_and_grads
 
 
 def _models(**overrides):
@@ -22,11 +22,12 @@ def _models(**overrides):
 @pytest.mark.parametrize("dilation_rate", [1, 2])
 def test_wavenet_packed_equals_padded(dilation_rate):
     torch.manual_seed(0)
-    net = WaveNet(8, kernel_size=5, dilation_rate=dilation_rate, num_layers=3,
-                  global_channels=3)
+    net = WaveNet(
+        8, kernel_size=5, dilation_rate=dilation_rate, num_layers=3, global_channels=3
+    )
     for p in net.parameters():
         p.data.normal_(0, 0.3)
-    assert conv_reach(net) == 2 * dilation_rate ** 2
+    assert conv_reach(net) == 2 * dilation_rate**2
     mask = sequence_mask(torch.tensor([20, 7, 13]), 20)
     x = torch.randn(3, 8, 20) * mask
     g = torch.randn(3, 3, 1)

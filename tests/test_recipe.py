@@ -24,7 +24,9 @@ import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "egs2" / "ljspeech" / "tts_glow"
-TOKENS = "phn_tacotron_espeak_ng_english_us_vits"  # ESPnet: <token_type>_<cleaner>_<g2p>
+TOKENS = (
+    "phn_tacotron_espeak_ng_english_us_vits"  # ESPnet: <token_type>_<cleaner>_<g2p>
+)
 EXP = f"exp/tts_tiny_raw_{TOKENS}"
 DECODE = f"{EXP}/decode_train.loss.ave"
 TEACHER = f"{EXP}/decode_use_teacher_forcingtrue_train.loss.ave"
@@ -81,15 +83,34 @@ num_workers: 0
 num_att_plot: 0
 best_model_criterion: [[train, loss, min]]
 """
-ARGS = ["--corpus", "espeak", "--max_sentences", "9", "--num_dev", "2", "--num_eval", "2",
-        "--train_config", "conf/tiny.yaml", "--nj", "1", "--inference_nj", "1",
-        "--score_seeds", "2"]
+ARGS = [
+    "--corpus",
+    "espeak",
+    "--max_sentences",
+    "9",
+    "--num_dev",
+    "2",
+    "--num_eval",
+    "2",
+    "--train_config",
+    "conf/tiny.yaml",
+    "--nj",
+    "1",
+    "--inference_nj",
+    "1",
+    "--score_seeds",
+    "2",
+]
 PRETRAINED = f"{EXP}/4epoch.pth"
-FINETUNED = f"{EXP}_init_param{PRETRAINED.replace('/', '_')}"  # ESPnet's tag + train_args
+FINETUNED = (
+    f"{EXP}_init_param{PRETRAINED.replace('/', '_')}"  # ESPnet's tag + train_args
+)
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed"),
+    pytest.mark.skipif(
+        shutil.which("espeak-ng") is None, reason="espeak-ng is not installed"
+    ),
 ]
 
 
@@ -100,34 +121,53 @@ def env():
 
 
 def run(recipe: Path, *args, check=True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["./run.sh", *ARGS, *args], cwd=recipe, env=env(), text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=900)
+    proc = subprocess.run(
+        ["./run.sh", *ARGS, *args],
+        cwd=recipe,
+        env=env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=900,
+    )
     if check and proc.returncode != 0:
         pytest.fail(f"run.sh {' '.join(args)} failed:\n{proc.stdout[-4000:]}")
     return proc
 
 
 def snapshot(recipe: Path) -> dict:
-    return {str(p.relative_to(recipe)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for d in ("data", "dump", "exp", "corpus") for p in (recipe / d).rglob("*")
-            if p.is_file()}
+    return {
+        str(p.relative_to(recipe)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for d in ("data", "dump", "exp", "corpus")
+        for p in (recipe / d).rglob("*")
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory):
     """A finished recipe run, with what happened on the way."""
     root = tmp_path_factory.mktemp("recipe") / "tts_glow"
-    shutil.copytree(RECIPE, root, symlinks=False,
-                    ignore=shutil.ignore_patterns("data", "dump", "exp", "corpus", "downloads"))
+    shutil.copytree(
+        RECIPE,
+        root,
+        symlinks=False,
+        ignore=shutil.ignore_patterns("data", "dump", "exp", "corpus", "downloads"),
+    )
     (root / "conf" / "tiny.yaml").write_text(TINY)
     (root / "conf" / "tiny_fs2.yaml").write_text(TINY_FS2)
     info = {"root": root}
     info["prep"] = run(root, "--stop_stage", "5").stdout
 
     # Stage 6, killed once its first checkpoint is written, then run again.
-    proc = subprocess.Popen(["./run.sh", *ARGS, "--stage", "6", "--stop_stage", "6"],
-                            cwd=root, env=env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        ["./run.sh", *ARGS, "--stage", "6", "--stop_stage", "6"],
+        cwd=root,
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     ckpt, deadline = root / EXP / "checkpoint.pth", time.time() + 600
     while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.1)
@@ -139,14 +179,40 @@ def recipe(tmp_path_factory):
     info["rest"] = run(root, "--stage", "7").stdout
 
     # Teacher forcing: a teacher dump, then an ESPnet FastSpeech2 through the same tts.sh.
-    info["teacher"] = run(root, "--stage", "7", "--stop_stage", "7",
-                          "--inference_args", "--use_teacher_forcing true").stdout
-    info["student"] = run(root, "--stage", "5", "--stop_stage", "6",
-                          "--train_config", "conf/tiny_fs2.yaml", "--teacher_dumpdir",
-                          TEACHER, "--tts_stats_dir", "exp/tts_stats_fs2").stdout
+    info["teacher"] = run(
+        root,
+        "--stage",
+        "7",
+        "--stop_stage",
+        "7",
+        "--inference_args",
+        "--use_teacher_forcing true",
+    ).stdout
+    info["student"] = run(
+        root,
+        "--stage",
+        "5",
+        "--stop_stage",
+        "6",
+        "--train_config",
+        "conf/tiny_fs2.yaml",
+        "--teacher_dumpdir",
+        TEACHER,
+        "--tts_stats_dir",
+        "exp/tts_stats_fs2",
+    ).stdout
     # Fine-tuning from the trained model, in two CPU processes (DDP over gloo).
-    info["finetune"] = run(root, "--stage", "6", "--stop_stage", "6", "--pretrained_model",
-                           PRETRAINED, "--cpu_procs", "2").stdout
+    info["finetune"] = run(
+        root,
+        "--stage",
+        "6",
+        "--stop_stage",
+        "6",
+        "--pretrained_model",
+        PRETRAINED,
+        "--cpu_procs",
+        "2",
+    ).stdout
     return info
 
 
@@ -163,7 +229,9 @@ def test_data_stages(recipe):
     tokens = (root / f"dump/token_list/{TOKENS}/tokens.txt").read_text().split()
     assert tokens[:2] == ["<blank>", "<unk>"] and tokens[-1] == "<sos/eos>"
     stats = root / f"exp/tts_stats_raw_{TOKENS}/train"
-    assert (stats / "feats_stats.npz").is_file() and (stats / "text_shape.phn").is_file()
+    assert (stats / "feats_stats.npz").is_file() and (
+        stats / "text_shape.phn"
+    ).is_file()
 
 
 def test_killed_training_resumes_from_its_checkpoint(recipe):
@@ -180,8 +248,10 @@ def test_decoding_outputs(recipe):
     root = recipe["root"]
     for s in ("dev", "eval1"):
         d = root / DECODE / s
-        utts = [line.split()[0] for line in (root / "dump/raw" / s / "text").read_text()
-                .splitlines()]
+        utts = [
+            line.split()[0]
+            for line in (root / "dump/raw" / s / "text").read_text().splitlines()
+        ]
         for u in utts:
             info = sf.info(str(d / "wav" / f"{u}.wav"))
             assert info.samplerate == 22050 and info.frames > 0
@@ -194,10 +264,15 @@ def test_decoding_outputs(recipe):
         assert all(int(v) >= 1 for x in durations for v in x.split()[1:])
         shapes = dict(x.split() for x in (d / "speech_shape").read_text().splitlines())
         assert sorted(shapes) == sorted(utts)
-        assert all(sum(int(v) for v in x.split()[1:]) == int(shapes[x.split()[0]].split(",")[0])
-                   for x in durations)
+        assert all(
+            sum(int(v) for v in x.split()[1:])
+            == int(shapes[x.split()[0]].split(",")[0])
+            for x in durations
+        )
         for u in utts:  # a second draw (--seed 2) of the same durations: other noise
-            first, second = (sf.read(str(d / w / f"{u}.wav"))[0] for w in ("wav", "wav_seed2"))
+            first, second = (
+                sf.read(str(d / w / f"{u}.wav"))[0] for w in ("wav", "wav_seed2")
+            )
             assert len(second) == len(first) and not np.allclose(first, second)
         assert len((d / "wav_seed2" / "wav.scp").read_text().splitlines()) == len(utts)
         assert not (d / "wav_seed3").exists()
@@ -215,7 +290,10 @@ def test_scoring_outputs(recipe):
     for s in ("dev", "eval1"):
         scores = json.loads((d / s / "scores.json").read_text())
         assert scores["systems"]["synthesis"]["mcd"] > 0
-        assert scores["systems"]["reference_vocoded"]["mcd"] < scores["systems"]["synthesis"]["mcd"]
+        assert (
+            scores["systems"]["reference_vocoded"]["mcd"]
+            < scores["systems"]["synthesis"]["mcd"]
+        )
         table = (d / s / "scores.md").read_text()
         assert "| synthesis (Glow-TTS) |" in table
         # CER/WER are there, or the table says why not; never silently missing.
@@ -223,9 +301,10 @@ def test_scoring_outputs(recipe):
 
 
 def test_packed_model_loads_and_speaks(recipe):
-    import espnet_glowtts  # noqa: F401  (registers glow_tts)
     from espnet2.bin.tts_inference import Text2Speech
     from espnet_model_zoo.downloader import ModelDownloader
+
+    import espnet_glowtts  # noqa: F401  (registers glow_tts)
 
     root = recipe["root"]
     zip_path = root / EXP / f"{Path(EXP).name}_train.loss.ave.zip"  # ESPnet's name
@@ -233,7 +312,9 @@ def test_packed_model_loads_and_speaks(recipe):
     tts = Text2Speech.from_pretrained(model_tag=str(zip_path))
     wav = tts("Hello from the packed model.")["wav"]
     assert wav.numel() > 1000
-    unpacked = ModelDownloader(cachedir=str(root / "zoo")).download_and_unpack(str(zip_path))
+    unpacked = ModelDownloader(cachedir=str(root / "zoo")).download_and_unpack(
+        str(zip_path)
+    )
     tts = Text2Speech(**unpacked)
     out = tts("A second sentence.")
     assert out["wav"].numel() > 1000 and out["duration"].min() >= 1
@@ -241,15 +322,25 @@ def test_packed_model_loads_and_speaks(recipe):
 
 def test_teacher_forcing_writes_a_teacher_dump_fastspeech2_trains_from(recipe):
     root = recipe["root"]
-    assert "stage 7: decoding tr_no_dev dev eval1" in recipe["teacher"]  # train/valid too
+    assert (
+        "stage 7: decoding tr_no_dev dev eval1" in recipe["teacher"]
+    )  # train/valid too
     for s in ("tr_no_dev", "dev", "eval1"):
-        texts = dict(line.split(" ", 1) for line in
-                     (root / "dump/raw" / s / "text").read_text().splitlines())
-        samples = dict(line.split() for line in
-                       (root / "dump/raw" / s / "utt2num_samples").read_text().splitlines())
+        texts = dict(
+            line.split(" ", 1)
+            for line in (root / "dump/raw" / s / "text").read_text().splitlines()
+        )
+        samples = dict(
+            line.split()
+            for line in (root / "dump/raw" / s / "utt2num_samples")
+            .read_text()
+            .splitlines()
+        )
         lines = (root / TEACHER / s / "durations").read_text().splitlines()
         assert sorted(x.split()[0] for x in lines) == sorted(texts)
-        for line in lines:  # FastSpeech2's text_int: tokens + <sos/eos> (0), sum = frames
+        for (
+            line
+        ) in lines:  # FastSpeech2's text_int: tokens + <sos/eos> (0), sum = frames
             utt, *d = line.split()
             d = [int(x) for x in d]
             assert d[-1] == 0 and min(d[:-1]) >= 0
@@ -269,10 +360,14 @@ def test_fine_tuning_starts_a_new_experiment_in_two_cpu_processes(recipe):
     out, exp = recipe["finetune"], root / FINETUNED
     assert f"initial weights from {PRETRAINED}" in out
     assert "2 CPU processes" in out
-    assert (exp / "4epoch.pth").is_file() and (exp / "init_param").read_text().strip() == PRETRAINED
+    assert (exp / "4epoch.pth").is_file() and (
+        exp / "init_param"
+    ).read_text().strip() == PRETRAINED
     log = (exp / "train.log").read_text()
     assert "The training was resumed" not in log  # a new run, not the old checkpoint
-    assert f"Loading pretrained params from {PRETRAINED}" in log  # ESPnet's --init_param
+    assert (
+        f"Loading pretrained params from {PRETRAINED}" in log
+    )  # ESPnet's --init_param
     assert ":0/2] " in log  # ESPnet's log prefix: rank 0 of a world of 2 processes
     # The original experiment was not touched.
     assert (root / EXP / "init_param").read_text().strip() == ""
@@ -289,26 +384,57 @@ def test_help_and_one_line_errors(recipe):
         return errors[0]
 
     for script in ("./run.sh", "./tts.sh"):
-        proc = subprocess.run([script, "--help"], cwd=root, env=env(), text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = subprocess.run(
+            [script, "--help"],
+            cwd=root,
+            env=env(),
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         assert proc.returncode == 0
-        for option in ("--fmin", "--fmax", "--ngpu", "--teacher_dumpdir", "--vocoder_file"):
+        for option in (
+            "--fmin",
+            "--fmax",
+            "--ngpu",
+            "--teacher_dumpdir",
+            "--vocoder_file",
+        ):
             assert option in proc.stdout
-    assert "--num_speakers" in subprocess.run(["./run.sh", "--help"], cwd=root, env=env(),
-                                              text=True, stdout=subprocess.PIPE).stdout
+    assert (
+        "--num_speakers"
+        in subprocess.run(
+            ["./run.sh", "--help"],
+            cwd=root,
+            env=env(),
+            text=True,
+            stdout=subprocess.PIPE,
+        ).stdout
+    )
     assert "unknown option --no_such_option" in fails("--no_such_option", "1")
     assert "--feats_type fbank is not supported" in fails("--feats_type", "fbank")
     assert "--download_model x is not supported" in fails("--download_model", "x")
-    assert "--vocoder_file nope.pkl not found" in fails("--stage", "7", "--vocoder_file",
-                                                       "nope.pkl")
+    assert "--vocoder_file nope.pkl not found" in fails(
+        "--stage", "7", "--vocoder_file", "nope.pkl"
+    )
     assert "needs a cluster" in fails("--stage", "6", "--num_nodes", "2")
     # A teacher dump that lacks an utterance of the training set.
     bad = root / "exp/bad_teacher"
     shutil.copytree(root / TEACHER, bad)
     lines = (bad / "tr_no_dev/durations").read_text().splitlines()
     (bad / "tr_no_dev/durations").write_text("\n".join(lines[1:]) + "\n")
-    error = fails("--stage", "5", "--stop_stage", "5", "--train_config", "conf/tiny_fs2.yaml",
-                  "--teacher_dumpdir", "exp/bad_teacher", "--tts_stats_dir", "exp/bad_stats")
+    error = fails(
+        "--stage",
+        "5",
+        "--stop_stage",
+        "5",
+        "--train_config",
+        "conf/tiny_fs2.yaml",
+        "--teacher_dumpdir",
+        "exp/bad_teacher",
+        "--tts_stats_dir",
+        "exp/bad_stats",
+    )
     assert "exp/bad_teacher/tr_no_dev/durations" in error and "1 missing" in error
 
 
@@ -316,16 +442,30 @@ def test_decoding_with_a_parallel_wavegan_vocoder(recipe):
     """./run.sh --vocoder_file X.pkl: a HiFi-GAN checkpoint of the parallel_wavegan package
     (random weights, its config.yml beside it) decodes and scores through stage 7."""
     import vocoder_checkpoints as checkpoints  # tests/vocoder_checkpoints.py
+
     root = recipe["root"]
     pkl = checkpoints.write_pwg_hifigan(root / "hifigan", fs=22050, hop=256, n_mels=80)
-    run(root, "--stage", "7", "--stop_stage", "7", "--vocoder_file", str(pkl),
-        "--inference_tag", "decode_hifigan", "--score_seeds", "1")
+    run(
+        root,
+        "--stage",
+        "7",
+        "--stop_stage",
+        "7",
+        "--vocoder_file",
+        str(pkl),
+        "--inference_tag",
+        "decode_hifigan",
+        "--score_seeds",
+        "1",
+    )
     d = root / EXP / "decode_hifigan" / "eval1"
     shapes = dict(x.split() for x in (d / "speech_shape").read_text().splitlines())
     for utt, shape in shapes.items():
         info = sf.info(str(d / "wav" / f"{utt}.wav"))
         assert info.samplerate == 22050
-        assert info.frames == int(shape.split(",")[0]) * 256  # HiFi-GAN: 256 samples a frame
+        assert (
+            info.frames == int(shape.split(",")[0]) * 256
+        )  # HiFi-GAN: 256 samples a frame
     assert (d / "scores.json").is_file()
 
 
@@ -335,11 +475,17 @@ def test_onnx_export_stage_speaks_without_torch(recipe):
     out = run(root, "--stage", "8", "--stop_stage", "8", "--export_onnx", "true").stdout
     assert "stage 8x: ONNX export" in out
     onnx_dir = root / EXP / "onnx"
-    assert (onnx_dir / "config.json").is_file() and (root / EXP / "stages/8.export.done").is_file()
+    assert (onnx_dir / "config.json").is_file() and (
+        root / EXP / "stages/8.export.done"
+    ).is_file()
     wav, fs = sf.read(str(root / EXP / "onnx_check.wav"))
     assert fs == 22050 and len(wav) > 0.3 * fs and np.abs(wav).max() > 0.01
-    assert "already done" in run(root, "--stage", "8", "--stop_stage", "8",
-                                 "--export_onnx", "true").stdout
+    assert (
+        "already done"
+        in run(
+            root, "--stage", "8", "--stop_stage", "8", "--export_onnx", "true"
+        ).stdout
+    )
 
 
 def test_rerun_of_finished_stages_changes_nothing(recipe):

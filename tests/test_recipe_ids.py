@@ -15,37 +15,71 @@ import numpy as np
 import soundfile as sf
 
 RECIPE = Path(__file__).resolve().parents[1] / "egs2" / "ljspeech" / "tts_glow"
-SETS = {"tr_no_dev": [("a1", "spkB", "en"), ("a2", "spkA", "de"), ("a3", "spkB", "en")],
-        "dev": [("d1", "spkA", "en")], "eval1": [("e1", "spkB", "de")]}
+SETS = {
+    "tr_no_dev": [("a1", "spkB", "en"), ("a2", "spkA", "de"), ("a3", "spkB", "en")],
+    "dev": [("d1", "spkA", "en")],
+    "eval1": [("e1", "spkB", "de")],
+}
 
 
 def make_recipe(root: Path, sets) -> Path:
     recipe = root / "tts_glow"
-    shutil.copytree(RECIPE, recipe, symlinks=False,
-                    ignore=shutil.ignore_patterns("data", "dump", "exp", "corpus", "downloads"))
+    shutil.copytree(
+        RECIPE,
+        recipe,
+        symlinks=False,
+        ignore=shutil.ignore_patterns("data", "dump", "exp", "corpus", "downloads"),
+    )
     for name, utts in sets.items():
         d = recipe / "data" / name
         d.mkdir(parents=True)
-        for f, col in (("wav.scp", None), ("text", None), ("utt2spk", 1), ("utt2lang", 2)):
+        for f, col in (
+            ("wav.scp", None),
+            ("text", None),
+            ("utt2spk", 1),
+            ("utt2lang", 2),
+        ):
             lines = []
             for u in utts:
                 if f == "wav.scp":
-                    sf.write(root / f"{u[0]}.wav", 0.1 * np.sin(np.arange(8000) / 5.0), 22050)
+                    sf.write(
+                        root / f"{u[0]}.wav", 0.1 * np.sin(np.arange(8000) / 5.0), 22050
+                    )
                     lines.append(f"{u[0]} {root / u[0]}.wav")
                 else:
                     lines.append(f"{u[0]} {'hello there' if col is None else u[col]}")
             (d / f).write_text("\n".join(lines) + "\n")
         spks = sorted({u[1] for u in utts})
-        (d / "spk2utt").write_text("".join(
-            f"{s} {' '.join(u[0] for u in utts if u[1] == s)}\n" for s in spks))
+        (d / "spk2utt").write_text(
+            "".join(f"{s} {' '.join(u[0] for u in utts if u[1] == s)}\n" for s in spks)
+        )
     return recipe
 
 
 def stage2(recipe: Path):
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    return subprocess.run(["./tts.sh", "--stage", "2", "--stop_stage", "2", "--use_sid", "true",
-                           "--use_lid", "true"], cwd=recipe, env=env, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
+    env = dict(
+        os.environ,
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    )
+    return subprocess.run(
+        [
+            "./tts.sh",
+            "--stage",
+            "2",
+            "--stop_stage",
+            "2",
+            "--use_sid",
+            "true",
+            "--use_lid",
+            "true",
+        ],
+        cwd=recipe,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=300,
+    )
 
 
 def read(path: Path) -> dict:
@@ -70,5 +104,7 @@ def test_a_test_speaker_unknown_to_training_is_a_one_line_error(tmp_path):
     proc = stage2(make_recipe(tmp_path, sets))
     assert proc.returncode != 0
     errors = [x for x in proc.stdout.splitlines() if "ERROR" in x]
-    assert len(errors) == 1 and "speaker spkC of utterance e1" in errors[0], proc.stdout[-2000:]
+    assert (
+        len(errors) == 1 and "speaker spkC of utterance e1" in errors[0]
+    ), proc.stdout[-2000:]
     assert "eval1/utt2spk" in errors[0]

@@ -17,15 +17,43 @@ from test_recipe import RECIPE, TINY, env
 pytest.importorskip("resemblyzer")
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed"),
+    pytest.mark.skipif(
+        shutil.which("espeak-ng") is None, reason="espeak-ng is not installed"
+    ),
 ]
 
 TOKENS = "phn_tacotron_espeak_ng_english_us_vits"
 EXP = f"exp/tts_tiny_raw_{TOKENS}"
-ARGS = ["--corpus", "espeak", "--max_sentences", "12", "--num_dev", "2", "--num_eval", "4",
-        "--num_speakers", "2", "--num_languages", "2", "--use_sid", "true",
-        "--use_lid", "true", "--use_xvector", "true", "--train_config", "conf/tiny.yaml",
-        "--nj", "1", "--inference_nj", "1", "--score_seeds", "1", "--score_asr", "none"]
+ARGS = [
+    "--corpus",
+    "espeak",
+    "--max_sentences",
+    "12",
+    "--num_dev",
+    "2",
+    "--num_eval",
+    "4",
+    "--num_speakers",
+    "2",
+    "--num_languages",
+    "2",
+    "--use_sid",
+    "true",
+    "--use_lid",
+    "true",
+    "--use_xvector",
+    "true",
+    "--train_config",
+    "conf/tiny.yaml",
+    "--nj",
+    "1",
+    "--inference_nj",
+    "1",
+    "--score_seeds",
+    "1",
+    "--score_asr",
+    "none",
+]
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +61,22 @@ def recipe(tmp_path_factory):
     import subprocess
 
     root = tmp_path_factory.mktemp("speakers") / "tts_glow"
-    shutil.copytree(RECIPE, root, symlinks=False,
-                    ignore=shutil.ignore_patterns("data", "dump", "exp", "corpus", "downloads"))
+    shutil.copytree(
+        RECIPE,
+        root,
+        symlinks=False,
+        ignore=shutil.ignore_patterns("data", "dump", "exp", "corpus", "downloads"),
+    )
     (root / "conf" / "tiny.yaml").write_text(TINY)
-    proc = subprocess.run(["./run.sh", *ARGS], cwd=root, env=env(), text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=1500)
+    proc = subprocess.run(
+        ["./run.sh", *ARGS],
+        cwd=root,
+        env=env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=1500,
+    )
     assert proc.returncode == 0, proc.stdout[-5000:]
     return root
 
@@ -49,7 +88,9 @@ def read(path) -> dict:
 def test_ids_xvectors_and_the_model_size_follow_the_data(recipe, monkeypatch):
     import kaldiio
 
-    monkeypatch.chdir(recipe)  # scp files name their arks relative to the recipe, as ESPnet
+    monkeypatch.chdir(
+        recipe
+    )  # scp files name their arks relative to the recipe, as ESPnet
     import yaml
 
     org = recipe / "dump/raw/org/tr_no_dev"
@@ -79,16 +120,24 @@ def test_packed_model_speaks_with_sids_lids_and_spembs(recipe, monkeypatch):
 
     monkeypatch.chdir(recipe)
 
-    import espnet_glowtts  # noqa: F401  (registers glow_tts)
     from espnet2.bin.tts_inference import Text2Speech
+
+    import espnet_glowtts  # noqa: F401  (registers glow_tts)
 
     zips = list((recipe / EXP).glob("*.zip"))
     assert len(zips) == 1
     tts = Text2Speech.from_pretrained(model_tag=str(zips[0]), noise_scale=0.0)
-    spembs = next(iter(kaldiio.load_scp(
-        str(recipe / "dump/xvector/tr_no_dev/spk_xvector.scp")).values()))
-    outs = [tts("Hello there.", sids=np.array([sid]), lids=np.array([1]), spembs=spembs)
-            for sid in (1, 2)]
+    spembs = next(
+        iter(
+            kaldiio.load_scp(
+                str(recipe / "dump/xvector/tr_no_dev/spk_xvector.scp")
+            ).values()
+        )
+    )
+    outs = [
+        tts("Hello there.", sids=np.array([sid]), lids=np.array([1]), spembs=spembs)
+        for sid in (1, 2)
+    ]
     assert all(o["wav"].numel() > 0 for o in outs)
     # Different speaker ids give different features for the same text.
     a, b = (o["feat_gen"] for o in outs)

@@ -38,28 +38,47 @@ def decoded(tmp_path_factory):
     (data / "text").write_text("".join(f"{u} {t}\n" for u, t in TEXTS.items()))
     (data / "wav.scp").write_text("".join(f"{u} {data / u}.wav\n" for u in TEXTS))
     config = root / "config.yaml"
-    config.write_text(yaml.safe_dump(dict(feats_extract="fbank", feats_extract_conf=FEATS)))
+    config.write_text(
+        yaml.safe_dump(dict(feats_extract="fbank", feats_extract_conf=FEATS))
+    )
     return dict(root=root, data=data, set_dir=set_dir, config=config)
 
 
 def _score(decoded, *extra):
-    score.main(["--train_config", str(decoded["config"]), "--decode_dir",
-                str(decoded["root"] / "decode"), "--data_root", str(decoded["root"] / "data"),
-                "--asr", "none", *extra, "eval1"])
+    score.main(
+        [
+            "--train_config",
+            str(decoded["config"]),
+            "--decode_dir",
+            str(decoded["root"] / "decode"),
+            "--data_root",
+            str(decoded["root"] / "data"),
+            "--asr",
+            "none",
+            *extra,
+            "eval1",
+        ]
+    )
     set_dir = decoded["set_dir"]
-    return (json.loads((set_dir / "scores.json").read_text()),
-            (set_dir / "scores.md").read_text())
+    return (
+        json.loads((set_dir / "scores.json").read_text()),
+        (set_dir / "scores.md").read_text(),
+    )
 
 
 def test_dnsmos_of_an_espeak_wav_is_finite_and_in_range(tmp_path):
     dnsmos, name = score.load_dnsmos()
     assert dnsmos is not None, name
-    x = _espeak(tmp_path / "a.wav", "Printing, in the only sense with which we are concerned.")
+    x = _espeak(
+        tmp_path / "a.wav", "Printing, in the only sense with which we are concerned."
+    )
     clean = dnsmos(x, FS)
     assert set(clean) == {"dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl"}
     assert all(np.isfinite(v) and 1.0 <= v <= 5.0 for v in clean.values()), clean
     # Loud white noise over the speech lowers the background score.
-    noisy = x + 0.3 * np.random.default_rng(0).standard_normal(len(x)).astype(np.float32)
+    noisy = x + 0.3 * np.random.default_rng(0).standard_normal(len(x)).astype(
+        np.float32
+    )
     assert dnsmos(noisy, FS)["dnsmos_bak"] < clean["dnsmos_bak"] - 0.5
     assert dnsmos(np.zeros(FS, dtype=np.float32), FS) is None  # silence: undefined
 
@@ -74,15 +93,20 @@ def test_synthesis_is_the_mean_and_spread_over_draws(decoded):
     for metric in ("mcd", "dnsmos_ovrl"):
         values = [p[metric] for p in r["per_draw"]]
         assert values[0] != values[1]  # the draws differ, so the spread is real
-        assert r["systems"]["synthesis"][metric] == pytest.approx(np.mean(values), abs=1e-3)
-        assert r["spread"]["synthesis"][metric] == pytest.approx(np.std(values, ddof=1),
-                                                                 abs=1e-3)
+        assert r["systems"]["synthesis"][metric] == pytest.approx(
+            np.mean(values), abs=1e-3
+        )
+        assert r["spread"]["synthesis"][metric] == pytest.approx(
+            np.std(values, ddof=1), abs=1e-3
+        )
     assert r["per_draw"][0]["mcd"] < r["per_draw"][1]["mcd"]  # more noise, larger MCD
     assert "mean ± std over 2 decoding draws (n = 2" in md and "2 decoding draws;" in md
     mcd, sd = r["systems"]["synthesis"]["mcd"], r["spread"]["synthesis"]["mcd"]
     assert f"| synthesis (Glow-TTS) | {mcd} ± {sd} |" in md
     assert "reference -> features -> Griffin-Lim (4 iters)" in md
-    assert r["systems"]["reference"]["dnsmos_ovrl"] > 1.0  # the recordings get DNSMOS too
+    assert (
+        r["systems"]["reference"]["dnsmos_ovrl"] > 1.0
+    )  # the recordings get DNSMOS too
 
 
 def test_a_draw_missing_an_utterance_is_an_error(decoded):
@@ -110,7 +134,9 @@ def test_the_ceiling_goes_through_the_given_vocoder(decoded, tmp_path):
     assert f"reference -> features -> HiFiGANGenerator ({pkl})" in md
     assert f"vocoder: HiFiGANGenerator ({pkl})" in md
 
-    generator = load_model(str(pkl), yaml.safe_load((pkl.parent / "config.yml").read_text()))
+    generator = load_model(
+        str(pkl), yaml.safe_load((pkl.parent / "config.yml").read_text())
+    )
     generator.remove_weight_norm()
     ref, _ = sf.read(decoded["data"] / "u1.wav", dtype="float32")
     with torch.no_grad():

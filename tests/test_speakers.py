@@ -13,12 +13,18 @@ import pytest
 import soundfile as sf
 import torch
 
-from glowtts_recipe import (espeak_corpus, extract_xvector, format_data, prepare_data,
-                            speaker_scores)
+from glowtts_recipe import (
+    espeak_corpus,
+    extract_xvector,
+    format_data,
+    prepare_data,
+    speaker_scores,
+)
 from glowtts_recipe.datadir import DataError, main_guard, read_kv
 
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
-                                  reason="espeak-ng is not installed")
+needs_espeak = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None, reason="espeak-ng is not installed"
+)
 FS = espeak_corpus.ESPEAK_FS
 SENTENCES = [
     "The old lighthouse keeper climbed the stairs every evening.",
@@ -50,7 +56,9 @@ SENTENCES = [
 
 def speak(tmp_path: Path, n: int, **kwargs) -> Path:
     items = [(f"ESPK-{i:05d}", t) for i, t in enumerate(SENTENCES[:n], 1)]
-    return espeak_corpus.build_corpus(items, tmp_path / "corpus", nj=2, quiet=True, **kwargs)
+    return espeak_corpus.build_corpus(
+        items, tmp_path / "corpus", nj=2, quiet=True, **kwargs
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -61,8 +69,19 @@ def test_multi_speaker_corpus_is_balanced_and_voices_differ_in_pitch(tmp_path):
     lines = [ln.split("|") for ln in (corpus / "metadata.csv").read_text().splitlines()]
     assert [f[3] for f in lines[:4]] == ["us", "f2", "m1", "f5"]
     assert all(f[0] == f"{f[3]}_ESPK-{i:05d}" for i, f in enumerate(lines, 1))
-    prepare_data.main(["--corpus_dir", str(corpus), "--out_dir", str(tmp_path / "data"),
-                       "--num_dev", "4", "--num_eval", "4", "--require_speakers"])
+    prepare_data.main(
+        [
+            "--corpus_dir",
+            str(corpus),
+            "--out_dir",
+            str(tmp_path / "data"),
+            "--num_dev",
+            "4",
+            "--num_eval",
+            "4",
+            "--require_speakers",
+        ]
+    )
     for part in ("dev", "eval1"):  # one utterance of each speaker
         spk2utt = read_kv(tmp_path / "data" / part / "spk2utt")
         assert sorted(spk2utt) == ["f2", "f5", "m1", "us"], part
@@ -77,23 +96,37 @@ def test_multi_speaker_corpus_is_balanced_and_voices_differ_in_pitch(tmp_path):
 def test_single_speaker_corpus_is_unchanged(tmp_path):
     corpus = speak(tmp_path, 2)
     assert (corpus / "metadata.csv").read_text().splitlines()[0] == (
-        f"ESPK-00001|{SENTENCES[0]}|{SENTENCES[0]}")
+        f"ESPK-00001|{SENTENCES[0]}|{SENTENCES[0]}"
+    )
     assert not (corpus / "wavs" / "us_ESPK-00001.wav").exists()
 
 
 @needs_espeak
 def test_two_language_corpus_writes_utt2lang(tmp_path):
     corpus = speak(tmp_path, 6, languages=["en-us", "de"])
-    prepare_data.main(["--corpus_dir", str(corpus), "--out_dir", str(tmp_path / "data"),
-                       "--num_dev", "1", "--num_eval", "1"])
+    prepare_data.main(
+        [
+            "--corpus_dir",
+            str(corpus),
+            "--out_dir",
+            str(tmp_path / "data"),
+            "--num_dev",
+            "1",
+            "--num_eval",
+            "1",
+        ]
+    )
     langs = {}
     for part in ("tr_no_dev", "dev", "eval1"):
         langs.update(read_kv(tmp_path / "data" / part / "utt2lang"))
     assert len(langs) == 6 and sorted(set(langs.values())) == ["de", "en-us"]
     # utt2lang (and the recipe's utt2sid/utt2lid) travel through formatting.
-    format_data.main([str(tmp_path / "data/tr_no_dev"), str(tmp_path / "dump/tr_no_dev")])
-    assert (read_kv(tmp_path / "dump/tr_no_dev/utt2lang")
-            == read_kv(tmp_path / "data/tr_no_dev/utt2lang"))
+    format_data.main(
+        [str(tmp_path / "data/tr_no_dev"), str(tmp_path / "dump/tr_no_dev")]
+    )
+    assert read_kv(tmp_path / "dump/tr_no_dev/utt2lang") == read_kv(
+        tmp_path / "data/tr_no_dev/utt2lang"
+    )
 
 
 def test_corpus_line_without_speaker_is_a_one_line_error(tmp_path, capsys):
@@ -104,9 +137,21 @@ def test_corpus_line_without_speaker_is_a_one_line_error(tmp_path, capsys):
         lines.append(f"u{i}|Text {i}.|Text {i}." + ("|spkA" if i != 2 else ""))
     (tmp_path / "c" / "metadata.csv").write_text("\n".join(lines) + "\n")
     with pytest.raises(SystemExit):
-        main_guard(lambda: prepare_data.main(
-            ["--corpus_dir", str(tmp_path / "c"), "--out_dir", str(tmp_path / "d"),
-             "--num_dev", "1", "--num_eval", "1", "--require_speakers"]))
+        main_guard(
+            lambda: prepare_data.main(
+                [
+                    "--corpus_dir",
+                    str(tmp_path / "c"),
+                    "--out_dir",
+                    str(tmp_path / "d"),
+                    "--num_dev",
+                    "1",
+                    "--num_eval",
+                    "1",
+                    "--require_speakers",
+                ]
+            )
+        )
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "metadata.csv:2:" in err and "speaker" in err
 
@@ -115,7 +160,9 @@ def test_corpus_line_without_speaker_is_a_one_line_error(tmp_path, capsys):
 # x-vectors
 def _datadir(root: Path, utt2spk: dict) -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    (root / "wav.scp").write_text("".join(f"{u} /nonexistent/{u}.wav\n" for u in utt2spk))
+    (root / "wav.scp").write_text(
+        "".join(f"{u} /nonexistent/{u}.wav\n" for u in utt2spk)
+    )
     (root / "utt2spk").write_text("".join(f"{u} {s}\n" for u, s in utt2spk.items()))
     return root
 
@@ -126,27 +173,45 @@ def test_user_embeddings_per_speaker_or_per_utterance(tmp_path):
     data = _datadir(tmp_path / "d", {"a_1": "a", "a_2": "a", "b_1": "b"})
     per_spk = {"a": np.ones(3, np.float32), "b": np.full(3, 2.0, np.float32)}
     kaldiio.save_ark(str(tmp_path / "spk.ark"), per_spk, scp=str(tmp_path / "spk.scp"))
-    vectors = extract_xvector.extract(data, tmp_path / "x", tool="file", quiet=True,
-                                      embeddings=str(tmp_path / "spk.scp"))
+    vectors = extract_xvector.extract(
+        data,
+        tmp_path / "x",
+        tool="file",
+        quiet=True,
+        embeddings=str(tmp_path / "spk.scp"),
+    )
     assert np.array_equal(vectors["a_2"], per_spk["a"])
     got = dict(kaldiio.load_scp(str(tmp_path / "x" / "xvector.scp")))
     assert sorted(got) == ["a_1", "a_2", "b_1"] and got["b_1"].dtype == np.float32
     spk = dict(kaldiio.load_scp(str(tmp_path / "x" / "spk_xvector.scp")))
     assert np.array_equal(spk["b"], per_spk["b"])
     # Per utterance: the speaker means are computed.
-    per_utt = {"a_1": np.zeros(3, np.float32), "a_2": np.full(3, 4.0, np.float32),
-               "b_1": np.ones(3, np.float32)}
+    per_utt = {
+        "a_1": np.zeros(3, np.float32),
+        "a_2": np.full(3, 4.0, np.float32),
+        "b_1": np.ones(3, np.float32),
+    }
     kaldiio.save_ark(str(tmp_path / "utt.ark"), per_utt)
-    extract_xvector.extract(data, tmp_path / "y", tool="file", quiet=True,
-                            embeddings=str(tmp_path / "utt.ark"))
+    extract_xvector.extract(
+        data,
+        tmp_path / "y",
+        tool="file",
+        quiet=True,
+        embeddings=str(tmp_path / "utt.ark"),
+    )
     spk = dict(kaldiio.load_scp(str(tmp_path / "y" / "spk_xvector.scp")))
     assert np.allclose(spk["a"], 2.0)
     # Keys that match neither: one clear error.
-    with pytest.raises(DataError, match=r"match neither .*\(2 missing, e.g. a_1\).*"
-                                        r"\(1 missing, e.g. c\)"):
-        extract_xvector.extract(_datadir(tmp_path / "e", {"a_1": "a", "c_1": "c"}),
-                                tmp_path / "z", tool="file",
-                                embeddings=str(tmp_path / "spk.scp"))
+    with pytest.raises(
+        DataError,
+        match=r"match neither .*\(2 missing, e.g. a_1\).*" r"\(1 missing, e.g. c\)",
+    ):
+        extract_xvector.extract(
+            _datadir(tmp_path / "e", {"a_1": "a", "c_1": "c"}),
+            tmp_path / "z",
+            tool="file",
+            embeddings=str(tmp_path / "spk.scp"),
+        )
 
 
 def test_espnet_and_speechbrain_need_a_local_model(tmp_path):
@@ -160,8 +225,18 @@ def test_espnet_and_speechbrain_need_a_local_model(tmp_path):
 def test_resemblyzer_embeddings_tell_two_voices_apart(tmp_path):
     pytest.importorskip("resemblyzer")
     corpus = speak(tmp_path, 8, num_speakers=2)
-    prepare_data.main(["--corpus_dir", str(corpus), "--out_dir", str(tmp_path / "data"),
-                       "--num_dev", "1", "--num_eval", "1"])
+    prepare_data.main(
+        [
+            "--corpus_dir",
+            str(corpus),
+            "--out_dir",
+            str(tmp_path / "data"),
+            "--num_dev",
+            "1",
+            "--num_eval",
+            "1",
+        ]
+    )
     data = tmp_path / "data" / "tr_no_dev"
     vectors = extract_xvector.extract(data, tmp_path / "xv", quiet=True)
     utt2spk = read_kv(data / "utt2spk")
@@ -169,9 +244,13 @@ def test_resemblyzer_embeddings_tell_two_voices_apart(tmp_path):
     same, other = [], []
     utts = sorted(vectors)
     for i, a in enumerate(utts):
-        for b in utts[i + 1:]:
-            cos = float(vectors[a] @ vectors[b] / np.linalg.norm(vectors[a])
-                        / np.linalg.norm(vectors[b]))
+        for b in utts[i + 1 :]:
+            cos = float(
+                vectors[a]
+                @ vectors[b]
+                / np.linalg.norm(vectors[a])
+                / np.linalg.norm(vectors[b])
+            )
             (same if utt2spk[a] == utt2spk[b] else other).append(cos)
     assert min(same) > max(other), (same, other)
     # A rerun finds the finished tables; the cache is gone.
@@ -184,18 +263,39 @@ def test_resemblyzer_embeddings_tell_two_voices_apart(tmp_path):
 @needs_espeak
 def test_speaker_scores_of_recordings_as_synthesis(tmp_path):
     corpus = speak(tmp_path, 8, num_speakers=2)
-    prepare_data.main(["--corpus_dir", str(corpus), "--out_dir", str(tmp_path / "data"),
-                       "--num_dev", "2", "--num_eval", "4"])
+    prepare_data.main(
+        [
+            "--corpus_dir",
+            str(corpus),
+            "--out_dir",
+            str(tmp_path / "data"),
+            "--num_dev",
+            "2",
+            "--num_eval",
+            "4",
+        ]
+    )
     wavs = read_kv(tmp_path / "data/eval1/wav.scp")
     (tmp_path / "decode/eval1/wav").mkdir(parents=True)
     for utt, path in wavs.items():  # the recordings stand in for the synthesis
         shutil.copy(path, tmp_path / "decode/eval1/wav" / f"{utt}.wav")
-    speaker_scores.main(["--decode_dir", str(tmp_path / "decode"), "--data_root",
-                         str(tmp_path / "data"), "eval1"])
+    speaker_scores.main(
+        [
+            "--decode_dir",
+            str(tmp_path / "decode"),
+            "--data_root",
+            str(tmp_path / "data"),
+            "eval1",
+        ]
+    )
     result = json.loads((tmp_path / "decode/eval1/speaker_scores.json").read_text())
     assert result["nearest_speaker_accuracy"] == 1.0
     for spk, r in result["speakers"].items():
-        assert r["utterances"] == 2 and abs(r["f0_relative_error"]) < 1e-9 and r["mcd_db"] < 1e-6
+        assert (
+            r["utterances"] == 2
+            and abs(r["f0_relative_error"]) < 1e-9
+            and r["mcd_db"] < 1e-6
+        )
         if "secs" in r:  # with resemblyzer: each row's best is its own speaker
             assert max(r["secs"], key=r["secs"].get) == spk
     assert "| us | 2 |" in (tmp_path / "decode/eval1/speaker_scores.md").read_text()
@@ -204,7 +304,9 @@ def test_speaker_scores_of_recordings_as_synthesis(tmp_path):
     # of the sid it is given is identified as that speaker every time; one that ignores
     # the sid is not.
     refs = speaker_scores.References(tmp_path / "data/eval1", FS, 1024, 256)
-    by_spk = {s: next(p for u, p in wavs.items() if u.startswith(s)) for s in refs.speakers}
+    by_spk = {
+        s: next(p for u, p in wavs.items() if u.startswith(s)) for s in refs.speakers
+    }
     sid2spk = {1: "f2", 2: "us"}
 
     class Voices:
@@ -220,8 +322,9 @@ def test_speaker_scores_of_recordings_as_synthesis(tmp_path):
     texts = {"t1": "Hello.", "t2": "Good bye."}
     conditions = {s: {"sids": torch.tensor([i])} for i, s in sid2spk.items()}
     for follow, expected in ((True, 1.0), (False, 0.0)):
-        paths = speaker_scores.synthesize_all_speakers(Voices(follow), texts, conditions,
-                                                       tmp_path / f"all_{follow}")
+        paths = speaker_scores.synthesize_all_speakers(
+            Voices(follow), texts, conditions, tmp_path / f"all_{follow}"
+        )
         got = speaker_scores.score_all_speakers(paths, refs, FS, 1024, 256)
         assert got["f2"]["nearest_speaker_accuracy"] == expected, got
         assert got["us"]["nearest_speaker_accuracy"] == 1.0
@@ -243,24 +346,41 @@ def test_speaker_ids_learn_each_voices_pitch(tmp_path):
     corpus = speak(tmp_path, 24, num_speakers=2)
     lines = [ln.split("|") for ln in (corpus / "metadata.csv").read_text().splitlines()]
     fbank = LogMelFbank(fs=FS, n_fft=1024, hop_length=256, n_mels=80, fmin=0, fmax=8000)
-    chars = {c: i + 1 for i, c in enumerate(sorted({c for ln in lines for c in ln[2].lower()}))}
+    chars = {
+        c: i + 1
+        for i, c in enumerate(sorted({c for ln in lines for c in ln[2].lower()}))
+    }
     spk2sid = {"us": 1, "f2": 2}
     data, rec_f0 = [], {s: [] for s in spk2sid}
     for utt, _, text, spk in lines:
         wav, _ = sf.read(str(corpus / "wavs" / f"{utt}.wav"), dtype="float32")
         mel, _ = fbank(torch.from_numpy(wav)[None], torch.tensor([len(wav)]))
-        data.append((torch.tensor([chars[c] for c in text.lower()]), mel[0], spk2sid[spk]))
+        data.append(
+            (torch.tensor([chars[c] for c in text.lower()]), mel[0], spk2sid[spk])
+        )
         rec_f0[spk].append(speaker_scores.voice_features(wav, FS)[0])
     rec_f0 = {s: float(np.mean(np.concatenate(v))) for s, v in rec_f0.items()}
     frames = torch.cat([mel for _, mel, _ in data])
     mean, std = frames.mean(0), frames.std(0)
 
     torch.manual_seed(0)
-    model = GlowTTS(idim=len(chars) + 1, odim=80, hidden_channels=32, filter_channels=64,
-                    num_heads=2, num_encoder_layers=2, duration_filter_channels=32,
-                    decoder_hidden_channels=32, num_flow_blocks=4, num_coupling_layers=2,
-                    encoder_dropout=0.0, duration_dropout=0.0, decoder_dropout=0.0,
-                    spks=3, global_channels=32)
+    model = GlowTTS(
+        idim=len(chars) + 1,
+        odim=80,
+        hidden_channels=32,
+        filter_channels=64,
+        num_heads=2,
+        num_encoder_layers=2,
+        duration_filter_channels=32,
+        decoder_hidden_channels=32,
+        num_flow_blocks=4,
+        num_coupling_layers=2,
+        encoder_dropout=0.0,
+        duration_dropout=0.0,
+        decoder_dropout=0.0,
+        spks=3,
+        global_channels=32,
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     g = torch.Generator().manual_seed(0)
     for _ in range(200):
@@ -272,15 +392,23 @@ def test_speaker_ids_learn_each_voices_pitch(tmp_path):
             text_lengths=torch.tensor([len(t) for t in texts]),
             feats=torch.nn.utils.rnn.pad_sequence(mels, batch_first=True),
             feats_lengths=torch.tensor([len(m) for m in mels]),
-            sids=torch.tensor([[data[i][2]] for i in idx]))
+            sids=torch.tensor([[data[i][2]] for i in idx]),
+        )
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
 
     model.eval()
-    vocoder = Spectrogram2Waveform(n_fft=1024, n_shift=256, fs=FS, n_mels=80, fmin=0,
-                                   fmax=8000, griffin_lim_iters=32)
+    vocoder = Spectrogram2Waveform(
+        n_fft=1024,
+        n_shift=256,
+        fs=FS,
+        n_mels=80,
+        fmin=0,
+        fmax=8000,
+        griffin_lim_iters=32,
+    )
     for text, _, _ in data[:3]:
         f0 = {}
         for spk, sid in spk2sid.items():

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from conftest import make_batch, tiny_glow_tts
 
 STEPS = 40
@@ -36,13 +35,18 @@ def test_short_training_learns(plain):
 
 def test_memory_efficient_flows_train_identically(plain):
     """Exact recomputation (dropout masks replayed): the same trajectory, not just close."""
-    torch.testing.assert_close(_train(memory_efficient_flows=True), plain, rtol=1e-4,
-                               atol=1e-4)
+    torch.testing.assert_close(
+        _train(memory_efficient_flows=True), plain, rtol=1e-4, atol=1e-4
+    )
 
 
 def test_packed_batch_trains_identically_without_dropout():
-    torch.testing.assert_close(_train(dropout=0.0, pack_flow_batch=True),
-                               _train(dropout=0.0), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        _train(dropout=0.0, pack_flow_batch=True),
+        _train(dropout=0.0),
+        rtol=1e-4,
+        atol=1e-4,
+    )
 
 
 def test_packed_batch_with_dropout_stays_within_seed_noise(plain):

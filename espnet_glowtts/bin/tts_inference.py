@@ -19,8 +19,9 @@ shows the complete command)::
 import sys
 from typing import List, Optional
 
-import espnet_glowtts  # noqa: F401  (registers glow_tts, extends Text2Speech)
 from espnet2.bin import tts_inference as espnet_inference
+
+import espnet_glowtts  # noqa: F401  (registers glow_tts, extends Text2Speech)
 
 
 def get_parser():
@@ -32,9 +33,11 @@ def get_parser():
     """
     parser = espnet_inference.get_parser()
     parser.add_argument(
-        "--length_scale", type=float, default=None,
+        "--length_scale",
+        type=float,
+        default=None,
         help="Glow-TTS duration multiplier (> 1 is slower); defaults to "
-             "--speed_control_alpha",
+        "--speed_control_alpha",
     )
     return parser
 
@@ -58,7 +61,8 @@ def main(cmd: Optional[List[str]] = None):
         if kwargs["speed_control_alpha"] not in (1.0, length_scale):
             raise ValueError(
                 f"--length_scale {length_scale} and --speed_control_alpha "
-                f"{kwargs['speed_control_alpha']} disagree: give one of them")
+                f"{kwargs['speed_control_alpha']} disagree: give one of them"
+            )
         # ESPnet's inference() takes no length_scale; Text2Speech maps this onto it.
         kwargs["speed_control_alpha"] = length_scale
     espnet_inference.inference(**kwargs)

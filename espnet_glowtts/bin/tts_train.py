@@ -28,9 +28,9 @@ import functools
 import os
 
 import torch
+from espnet2.bin.tts_train import main
 
 import espnet_glowtts  # noqa: F401  (registers glow_tts)
-from espnet2.bin.tts_train import main
 
 
 def atomic_torch_save() -> None:

@@ -33,9 +33,10 @@ Alignment Search", NeurIPS 2020. Semantics and tie-breaking of the authors'
 """
 
 from cython.parallel cimport parallel, prange
+from libc.stdint cimport uint16_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
-from libc.stdint cimport uint16_t
+
 
 cdef extern from *:
     """

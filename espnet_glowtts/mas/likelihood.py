@@ -16,7 +16,9 @@ _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 @torch.no_grad()
-def log_likelihood(z: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+def log_likelihood(
+    z: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor
+) -> torch.Tensor:
     """Log-density of each frame under each token's diagonal Gaussian, summed over channels.
 
     ``value[b, i, j] = sum_c log N(z[b, c, j]; mean[b, c, i], exp(log_std[b, c, i]))``. Expanding
@@ -45,8 +47,11 @@ def log_likelihood(z: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -
         B, C, F = z.shape
         prec = torch.exp(-2.0 * log_std)  # (B, C, T_text)
         mp = mean * prec
-        const = (-_HALF_LOG_2PI * C - log_std.sum(1, keepdim=True)
-                 - 0.5 * (mean * mp).sum(1, keepdim=True))  # (B, 1, T_text)
+        const = (
+            -_HALF_LOG_2PI * C
+            - log_std.sum(1, keepdim=True)
+            - 0.5 * (mean * mp).sum(1, keepdim=True)
+        )  # (B, 1, T_text)
         left = torch.cat([mp, -0.5 * prec, const], dim=1)  # (B, 2C+1, T_text)
         right = torch.cat([z, z * z, z.new_ones(B, 1, F)], dim=1)  # (B, 2C+1, T_feats)
         return torch.bmm(left.transpose(1, 2), right)

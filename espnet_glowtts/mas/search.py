@@ -93,7 +93,8 @@ def _check_lengths(t_text: np.ndarray, t_feats: np.ndarray, shape) -> None:
         raise ValueError(
             f"maximum_path: item {b} has T_feats={int(t_feats[b])} < T_text={int(t_text[b])}; "
             "every token needs at least one frame (check add_blank and the frame-rate "
-            "reduction of the squeeze)")
+            "reduction of the squeeze)"
+        )
     if (t_text > shape[1]).any() or (t_feats > shape[2]).any():
         raise ValueError(f"maximum_path: lengths exceed the value shape {tuple(shape)}")
 
@@ -143,19 +144,34 @@ class MaximumPath:
 
     def threads(self) -> int:
         """The threads a call with ``num_threads=0`` uses now (see :func:`idle_threads`)."""
-        return idle_threads(self.core.openmp_threads() or 1) if self.core is not None else 1
+        return (
+            idle_threads(self.core.openmp_threads() or 1)
+            if self.core is not None
+            else 1
+        )
 
-    def __call__(self, value: torch.Tensor, mask: Optional[torch.Tensor], *,
-                 text_lengths: Optional[torch.Tensor] = None,
-                 feats_lengths: Optional[torch.Tensor] = None,
-                 num_threads: int = 0) -> torch.Tensor:
+    def __call__(
+        self,
+        value: torch.Tensor,
+        mask: Optional[torch.Tensor],
+        *,
+        text_lengths: Optional[torch.Tensor] = None,
+        feats_lengths: Optional[torch.Tensor] = None,
+        num_threads: int = 0,
+    ) -> torch.Tensor:
         """See :func:`maximum_path`."""
         if mask is None and (text_lengths is None or feats_lengths is None):
-            raise ValueError("maximum_path: give a mask, or both text_lengths and feats_lengths")
-        if value.dim() != 3 or (mask is not None and tuple(mask.shape) != tuple(value.shape)):
-            raise ValueError(f"maximum_path: value {tuple(value.shape)} and mask "
-                             f"{None if mask is None else tuple(mask.shape)} must both be "
-                             "(B, T_text, T_feats)")
+            raise ValueError(
+                "maximum_path: give a mask, or both text_lengths and feats_lengths"
+            )
+        if value.dim() != 3 or (
+            mask is not None and tuple(mask.shape) != tuple(value.shape)
+        ):
+            raise ValueError(
+                f"maximum_path: value {tuple(value.shape)} and mask "
+                f"{None if mask is None else tuple(mask.shape)} must both be "
+                "(B, T_text, T_feats)"
+            )
         value = value.detach()
         out_dtype = value.dtype
         if value.dtype not in (torch.float32, torch.float64):
@@ -165,33 +181,50 @@ class MaximumPath:
             return torch.zeros_like(value, dtype=out_dtype)
         t_text, t_feats = _lengths(mask, text_lengths, feats_lengths)
 
-        if value.device.type == "cuda" and value.dtype == torch.float32 and self.use_triton:
+        if (
+            value.device.type == "cuda"
+            and value.dtype == torch.float32
+            and self.use_triton
+        ):
             t_text, t_feats = t_text.cpu(), t_feats.cpu()
             _check_lengths(t_text.numpy(), t_feats.numpy(), value.shape)
             try:
                 path = triton_path.maximum_path_triton(value, t_text, t_feats)
                 return path.to(out_dtype)
-            except Exception as e:  # noqa: BLE001 - a Triton/driver problem: use the torch path
+            except (
+                Exception
+            ) as e:  # noqa: BLE001 - a Triton/driver problem: use the torch path
                 self.use_triton = False
-                warnings.warn(f"espnet_glowtts.mas: the Triton MAS kernels failed ({e!r}); "
-                              "using the per-frame torch path on the GPU from now on",
-                              RuntimeWarning, stacklevel=3)
+                warnings.warn(
+                    f"espnet_glowtts.mas: the Triton MAS kernels failed ({e!r}); "
+                    "using the per-frame torch path on the GPU from now on",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
         if value.device.type != "cpu" or self.core is None:
             t_text, t_feats = t_text.cpu(), t_feats.cpu()
             _check_lengths(t_text.numpy(), t_feats.numpy(), value.shape)
             if value.device.type == "cpu" and not self.warned:
-                warnings.warn(f"espnet_glowtts.mas: the compiled MAS core is not available "
-                              f"({self.core_error}); using the slower torch path. To "
-                              f"{BUILD_HINT}.", RuntimeWarning, stacklevel=3)
+                warnings.warn(
+                    f"espnet_glowtts.mas: the compiled MAS core is not available "
+                    f"({self.core_error}); using the slower torch path. To "
+                    f"{BUILD_HINT}.",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
                 self.warned = True
             dev = value.device
-            return maximum_path_torch(value, t_text.to(dev), t_feats.to(dev)).to(out_dtype)
+            return maximum_path_torch(value, t_text.to(dev), t_feats.to(dev)).to(
+                out_dtype
+            )
 
         tt = t_text.to("cpu", torch.int32).numpy()
         tf = t_feats.to("cpu", torch.int32).numpy()
         _check_lengths(tt, tf, value.shape)
         # Longest bands first, so OpenMP's dynamic schedule does not end on a long item.
-        order = np.argsort(-(tt.astype(np.int64) * (tf - tt + 1)), kind="stable").astype(np.int32)
+        order = np.argsort(
+            -(tt.astype(np.int64) * (tf - tt + 1)), kind="stable"
+        ).astype(np.int32)
         v = value.numpy()
         out = self.buffers.get(v.shape, v.dtype)
         self.core.maximum_path_c(v, out, tt, tf, order, num_threads or self.threads())
@@ -203,10 +236,14 @@ class MaximumPath:
 default = MaximumPath.from_installed()
 
 
-def maximum_path(value: torch.Tensor, mask: Optional[torch.Tensor], *,
-                 text_lengths: Optional[torch.Tensor] = None,
-                 feats_lengths: Optional[torch.Tensor] = None,
-                 num_threads: int = 0) -> torch.Tensor:
+def maximum_path(
+    value: torch.Tensor,
+    mask: Optional[torch.Tensor],
+    *,
+    text_lengths: Optional[torch.Tensor] = None,
+    feats_lengths: Optional[torch.Tensor] = None,
+    num_threads: int = 0,
+) -> torch.Tensor:
     """Monotonic alignment search (Glow-TTS), the authors' semantics and tie-breaking.
 
     ``Q[i, j] = value[i, j] + max(Q[i, j-1], Q[i-1, j-1])`` on the band of cells that can lie on a
@@ -233,8 +270,13 @@ def maximum_path(value: torch.Tensor, mask: Optional[torch.Tensor], *,
     Raises:
         ValueError: if an item has fewer valid frames than valid tokens.
     """
-    return default(value, mask, text_lengths=text_lengths, feats_lengths=feats_lengths,
-                   num_threads=num_threads)
+    return default(
+        value,
+        mask,
+        text_lengths=text_lengths,
+        feats_lengths=feats_lengths,
+        num_threads=num_threads,
+    )
 
 
 def backend() -> str:

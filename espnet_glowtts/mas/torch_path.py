@@ -16,8 +16,9 @@ Alignment Search", NeurIPS 2020. Semantics and tie-breaking of the authors'
 import torch
 
 
-def maximum_path_torch(value: torch.Tensor, t_text: torch.Tensor,
-                       t_feats: torch.Tensor) -> torch.Tensor:
+def maximum_path_torch(
+    value: torch.Tensor, t_text: torch.Tensor, t_feats: torch.Tensor
+) -> torch.Tensor:
     """Monotonic alignment search on the tensors' own device.
 
     Args:
@@ -37,8 +38,16 @@ def maximum_path_torch(value: torch.Tensor, t_text: torch.Tensor,
     t_text = t_text.view(B, 1, 1)
     t_feats = t_feats.view(B, 1, 1)
     valid = (t_text > 0) & (t_feats > 0)
-    band = (tok <= frm) & (tok >= frm - (t_feats - t_text)) & (tok < t_text) & (frm < t_feats) & valid
-    v = value.detach().masked_fill(~band, float("-inf")).permute(2, 0, 1).contiguous()  # (F, B, T)
+    band = (
+        (tok <= frm)
+        & (tok >= frm - (t_feats - t_text))
+        & (tok < t_text)
+        & (frm < t_feats)
+        & valid
+    )
+    v = (
+        value.detach().masked_fill(~band, float("-inf")).permute(2, 0, 1).contiguous()
+    )  # (F, B, T)
 
     # q[:, r + 1] = Q[r, j - 1]; q[:, 0] is the row above token 0 (0 before frame 0, then -inf).
     q = torch.full((B, T + 1), float("-inf"), device=device, dtype=dtype)
@@ -62,5 +71,7 @@ def maximum_path_torch(value: torch.Tensor, t_text: torch.Tensor,
         active = ends > j
         step = from_prev[j, rows, index] | (index == j)
         index = index - (active & step & (index > 0)).long()
-    path = (token_of_frame.unsqueeze(1) == tok) & (tok < t_text) & (frm < t_feats) & valid
+    path = (
+        (token_of_frame.unsqueeze(1) == tok) & (tok < t_text) & (frm < t_feats) & valid
+    )
     return path.to(dtype)

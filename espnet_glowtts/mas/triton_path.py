@@ -29,15 +29,27 @@ except ImportError:  # no Triton (CPU-only torch): the torch path is used
 
 if triton is not None:  # the kernels (plain functions; jitted or interpreted below)
 
-    def _forward_kernel(value_ptr, dec_ptr, q_ptr, t_text_ptr, t_feats_ptr, stride_b, stride_t,
-                        stride_f, F_pad, BLOCK_T: tl.constexpr):
+    def _forward_kernel(
+        value_ptr,
+        dec_ptr,
+        q_ptr,
+        t_text_ptr,
+        t_feats_ptr,
+        stride_b,
+        stride_t,
+        stride_f,
+        F_pad,
+        BLOCK_T: tl.constexpr,
+    ):
         b = tl.program_id(0)
         T = tl.load(t_text_ptr + b)
         F = tl.load(t_feats_ptr + b)
         i = tl.arange(0, BLOCK_T)
         neg = float("-inf")
         q = tl.full([BLOCK_T], neg, tl.float32)  # Q[i, j-1]
-        scratch = q_ptr + b * (BLOCK_T + 1)  # scratch[i + 1] = Q[i, j-1]; scratch[0] = row "-1"
+        scratch = q_ptr + b * (
+            BLOCK_T + 1
+        )  # scratch[i + 1] = Q[i, j-1]; scratch[0] = row "-1"
         tl.store(scratch, 0.0)  # Q[-1, -1] = 0 makes Q[0, 0] = v[0, 0]
         base = value_ptr + b * stride_b + i * stride_t
         j = 0
@@ -52,12 +64,14 @@ if triton is not None:  # the kernels (plain functions; jitted or interpreted be
             v = tl.load(base + j * stride_f, mask=band, other=neg)
             take_up = up > q  # strict: ties stay on the same token
             q = tl.where(band, v + tl.where(take_up, up, q), neg)
-            tl.store(dec_ptr + (b * F_pad + j) * BLOCK_T + i, take_up.to(tl.int8), mask=band)
+            tl.store(
+                dec_ptr + (b * F_pad + j) * BLOCK_T + i, take_up.to(tl.int8), mask=band
+            )
             j += 1
 
-
-    def _backtrack_kernel(dec_ptr, token_ptr, t_text_ptr, t_feats_ptr, F_pad,
-                          BLOCK_T: tl.constexpr):
+    def _backtrack_kernel(
+        dec_ptr, token_ptr, t_text_ptr, t_feats_ptr, F_pad, BLOCK_T: tl.constexpr
+    ):
         b = tl.program_id(0)
         T = tl.load(t_text_ptr + b)
         F = tl.load(t_feats_ptr + b)
@@ -88,8 +102,12 @@ def available() -> bool:
     return triton is not None
 
 
-def maximum_path_triton(value: torch.Tensor, t_text: torch.Tensor, t_feats: torch.Tensor,
-                        interpret: bool = False) -> torch.Tensor:
+def maximum_path_triton(
+    value: torch.Tensor,
+    t_text: torch.Tensor,
+    t_feats: torch.Tensor,
+    interpret: bool = False,
+) -> torch.Tensor:
     """Monotonic alignment search with two Triton kernels.
 
     Args:
@@ -108,15 +126,31 @@ def maximum_path_triton(value: torch.Tensor, t_text: torch.Tensor, t_feats: torc
     t_text32 = t_text.to(device=device, dtype=torch.int32).contiguous()
     t_feats32 = t_feats.to(device=device, dtype=torch.int32).contiguous()
     valid = (t_text32 > 0) & (t_feats32 > 0)
-    t_text32, t_feats32 = t_text32 * valid, t_feats32 * valid  # empty items: nothing to do
+    t_text32, t_feats32 = (
+        t_text32 * valid,
+        t_feats32 * valid,
+    )  # empty items: nothing to do
     decisions = torch.empty((B, F, block_t), device=device, dtype=torch.int8)
     scratch = torch.empty((B, block_t + 1), device=device, dtype=torch.float32)
     token = torch.empty((B, F), device=device, dtype=torch.int32)
-    forward[(B,)](value, decisions, scratch, t_text32, t_feats32, value.stride(0),
-                  value.stride(1), value.stride(2), F, BLOCK_T=block_t)
+    forward[(B,)](
+        value,
+        decisions,
+        scratch,
+        t_text32,
+        t_feats32,
+        value.stride(0),
+        value.stride(1),
+        value.stride(2),
+        F,
+        BLOCK_T=block_t,
+    )
     backtrack[(B,)](decisions, token, t_text32, t_feats32, F, BLOCK_T=block_t)
     tok = torch.arange(T, device=device, dtype=torch.int32).view(1, T, 1)
     frm = torch.arange(F, device=device, dtype=torch.int32).view(1, 1, F)
-    path = ((token.unsqueeze(1) == tok) & (frm < t_feats32.view(B, 1, 1))
-            & (tok < t_text32.view(B, 1, 1)))
+    path = (
+        (token.unsqueeze(1) == tok)
+        & (frm < t_feats32.view(B, 1, 1))
+        & (tok < t_text32.view(B, 1, 1))
+    )
     return path.to(value.dtype)

@@ -13,5 +13,12 @@ from espnet_glowtts.runtime.synthesizer import (
     load_config,
 )
 
-__all__ = ["ExportError", "FORMAT", "FORMAT_VERSION", "Synthesizer", "TextFrontend",
-           "load_config", "split_sentences"]
+__all__ = [
+    "ExportError",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "Synthesizer",
+    "TextFrontend",
+    "load_config",
+    "split_sentences",
+]

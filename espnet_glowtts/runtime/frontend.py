@@ -18,7 +18,10 @@ SPACE = "<space>"
 ESPEAK_G2P: Dict[str, dict] = {
     "espeak_ng_english_us_vits": dict(
         backend=dict(language="en-us", with_stress=True, preserve_punctuation=True),
-        separator=dict(word=" ", phone=""), strip=True, single_tokens=True),
+        separator=dict(word=" ", phone=""),
+        strip=True,
+        single_tokens=True,
+    ),
 }
 CLEANERS = ("tacotron",)
 SENTENCE_END = re.compile(r"(?:(?<=[.!?;:])|(?<=[.!?;:][\"')\]]))\s+|\n\s*")
@@ -31,14 +34,18 @@ def _cleaner(name: Optional[str]) -> Callable[[str], str]:
         from tacotron_cleaner.cleaners import custom_english_cleaners
 
         return custom_english_cleaners
-    raise ValueError(f"cleaner {name!r} is not supported by the runtime "
-                     f"(supported: {', '.join(CLEANERS)}, none)")
+    raise ValueError(
+        f"cleaner {name!r} is not supported by the runtime "
+        f"(supported: {', '.join(CLEANERS)}, none)"
+    )
 
 
 def _phonemizer(name: str) -> Callable[[str], List[str]]:
     if name not in ESPEAK_G2P:
-        raise ValueError(f"g2p {name!r} is not supported by the runtime "
-                         f"(supported: {', '.join(ESPEAK_G2P)})")
+        raise ValueError(
+            f"g2p {name!r} is not supported by the runtime "
+            f"(supported: {', '.join(ESPEAK_G2P)})"
+        )
     from phonemizer.backend import EspeakBackend
     from phonemizer.separator import Separator
 
@@ -49,8 +56,9 @@ def _phonemizer(name: str) -> Callable[[str], List[str]]:
     separator = Separator(**conf["separator"])
 
     def g2p(text: str) -> List[str]:
-        phones = backend.phonemize([text], separator=separator, strip=conf["strip"],
-                                   njobs=1)[0]
+        phones = backend.phonemize(
+            [text], separator=separator, strip=conf["strip"], njobs=1
+        )[0]
         if conf["single_tokens"]:
             return [c.replace(" ", SPACE) for c in phones]
         return phones.split()
@@ -69,11 +77,18 @@ class TextFrontend:
 
     """
 
-    def __init__(self, token_list: Sequence[str], token_type: str,
-                 cleaner: Optional[str] = None, g2p: Optional[str] = None):
+    def __init__(
+        self,
+        token_list: Sequence[str],
+        token_type: str,
+        cleaner: Optional[str] = None,
+        g2p: Optional[str] = None,
+    ):
         if token_type not in ("char", "phn"):
-            raise ValueError(f"token_type {token_type!r} is not supported by the runtime "
-                             "(supported: char, phn)")
+            raise ValueError(
+                f"token_type {token_type!r} is not supported by the runtime "
+                "(supported: char, phn)"
+            )
         if "<unk>" not in token_list:
             raise ValueError("token_list has no <unk> token")
         self.token_list = list(token_list)
@@ -90,8 +105,10 @@ class TextFrontend:
 
     def __call__(self, text: str) -> np.ndarray:
         """Token ids (T_text,) of one text, unknown tokens as ``<unk>``."""
-        return np.array([self.token2id.get(t, self.unk_id) for t in self.tokens(text)],
-                        dtype=np.int64)
+        return np.array(
+            [self.token2id.get(t, self.unk_id) for t in self.tokens(text)],
+            dtype=np.int64,
+        )
 
 
 def split_sentences(text: str, max_chars: int = 400) -> List[str]:
@@ -114,7 +131,7 @@ def split_sentences(text: str, max_chars: int = 400) -> List[str]:
     for sentence in SENTENCE_END.split(text):
         sentence = " ".join(sentence.split())
         while len(sentence) > max_chars:
-            head = sentence[:max_chars + 1]
+            head = sentence[: max_chars + 1]
             cut = head.rfind(", ")
             cut = cut + 1 if cut > 0 else head.rfind(" ")
             cut = cut if cut > 0 else max_chars

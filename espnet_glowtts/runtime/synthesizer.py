@@ -23,19 +23,24 @@ def load_config(model_dir: Union[str, Path]) -> dict:
     model_dir = Path(model_dir)
     path = model_dir / CONFIG
     if not path.is_file():
-        raise ExportError(f"{model_dir} is not an exported Glow-TTS model: no {CONFIG} "
-                          "(write one with python -m espnet_glowtts.bin.export_onnx)")
+        raise ExportError(
+            f"{model_dir} is not an exported Glow-TTS model: no {CONFIG} "
+            "(write one with python -m espnet_glowtts.bin.export_onnx)"
+        )
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as e:
         raise ExportError(f"{path} is not valid JSON: {e}") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise ExportError(f"{path} is not an exported Glow-TTS config "
-                          f"(format is not {FORMAT!r})")
+        raise ExportError(
+            f"{path} is not an exported Glow-TTS config " f"(format is not {FORMAT!r})"
+        )
     if config.get("format_version") != FORMAT_VERSION:
-        raise ExportError(f"{path} has format_version {config.get('format_version')}, this "
-                          f"runtime reads version {FORMAT_VERSION}: export the model again "
-                          "with this version of espnet_glowtts")
+        raise ExportError(
+            f"{path} has format_version {config.get('format_version')}, this "
+            f"runtime reads version {FORMAT_VERSION}: export the model again "
+            "with this version of espnet_glowtts"
+        )
     if not config.get("token_list"):
         raise ExportError(f"{path} has no token_list")
     for graph in ("encoder", "decoder"):
@@ -102,14 +107,24 @@ class Synthesizer:
 
     """
 
-    def __init__(self, model_dir: Union[str, Path], num_threads: Optional[int] = None,
-                 seed: Optional[int] = None, max_chars: int = 400, quantized: bool = False):
+    def __init__(
+        self,
+        model_dir: Union[str, Path],
+        num_threads: Optional[int] = None,
+        seed: Optional[int] = None,
+        max_chars: int = 400,
+        quantized: bool = False,
+    ):
         import onnxruntime as ort
 
         self.model_dir = Path(model_dir)
         self.config = config = load_config(self.model_dir)
-        self.frontend = TextFrontend(config["token_list"], config["token_type"],
-                                     config.get("cleaner"), config.get("g2p"))
+        self.frontend = TextFrontend(
+            config["token_list"],
+            config["token_type"],
+            config.get("cleaner"),
+            config.get("g2p"),
+        )
         options = ort.SessionOptions()
         if num_threads:
             options.intra_op_num_threads = num_threads
@@ -117,13 +132,23 @@ class Synthesizer:
         graphs = config["graphs"]
         if quantized:
             if "encoder_int8" not in graphs:
-                raise ExportError(f"{self.model_dir} has no int8 graphs "
-                                  "(export with --quantize true)")
-            graphs = dict(encoder=graphs["encoder_int8"], decoder=graphs["decoder_int8"])
-        self.encoder = ort.InferenceSession(str(self.model_dir / graphs["encoder"]), options,
-                                            providers=["CPUExecutionProvider"])
-        self.decoder = ort.InferenceSession(str(self.model_dir / graphs["decoder"]), options,
-                                            providers=["CPUExecutionProvider"])
+                raise ExportError(
+                    f"{self.model_dir} has no int8 graphs "
+                    "(export with --quantize true)"
+                )
+            graphs = dict(
+                encoder=graphs["encoder_int8"], decoder=graphs["decoder_int8"]
+            )
+        self.encoder = ort.InferenceSession(
+            str(self.model_dir / graphs["encoder"]),
+            options,
+            providers=["CPUExecutionProvider"],
+        )
+        self.decoder = ort.InferenceSession(
+            str(self.model_dir / graphs["decoder"]),
+            options,
+            providers=["CPUExecutionProvider"],
+        )
         self.rng = np.random.default_rng(seed)
         self.max_chars = max_chars
         feats = config["features"]
@@ -132,43 +157,71 @@ class Synthesizer:
         self.vocoder = None
         if vocoder.get("type") == "griffin_lim":
             self.vocoder = GriffinLim(
-                feats["fs"], feats["n_fft"], feats["n_shift"], feats.get("win_length"),
-                feats["n_mels"], feats.get("fmin"), feats.get("fmax"),
-                n_iter=int(vocoder.get("n_iter", 32)), seed=seed)
+                feats["fs"],
+                feats["n_fft"],
+                feats["n_shift"],
+                feats.get("win_length"),
+                feats["n_mels"],
+                feats.get("fmin"),
+                feats.get("fmax"),
+                n_iter=int(vocoder.get("n_iter", 32)),
+                seed=seed,
+            )
         mvn = config.get("normalize")
-        self.mvn = None if mvn is None else (np.asarray(mvn["mean"], np.float32),
-                                              np.asarray(mvn["std"], np.float32))
+        self.mvn = (
+            None
+            if mvn is None
+            else (
+                np.asarray(mvn["mean"], np.float32),
+                np.asarray(mvn["std"], np.float32),
+            )
+        )
 
     # ------------------------------------------------------------------------------
     def _conditions(self, sids, lids, spembs) -> Dict[str, np.ndarray]:
         model = self.config["model"]
         inputs = {}
-        for name, value, count in (("sids", sids, model.get("spks")),
-                                   ("lids", lids, model.get("langs"))):
+        for name, value, count in (
+            ("sids", sids, model.get("spks")),
+            ("lids", lids, model.get("langs")),
+        ):
             if not count:
                 continue
             if value is None:
-                raise ValueError(f"{name} is required: this model has {count} "
-                                 f"{'speakers' if name == 'sids' else 'languages'}")
+                raise ValueError(
+                    f"{name} is required: this model has {count} "
+                    f"{'speakers' if name == 'sids' else 'languages'}"
+                )
             value = int(np.asarray(value).reshape(-1)[0])
             if not 0 <= value < count:
-                raise ValueError(f"{name} {value} is out of range: this model has ids "
-                                 f"0..{count - 1}")
+                raise ValueError(
+                    f"{name} {value} is out of range: this model has ids "
+                    f"0..{count - 1}"
+                )
             inputs[name] = np.array([value], dtype=np.int64)
         dim = model.get("spk_embed_dim")
         if dim:
             if spembs is None:
-                raise ValueError(f"spembs is required: this model takes {dim}-dim "
-                                 "speaker embeddings")
+                raise ValueError(
+                    f"spembs is required: this model takes {dim}-dim "
+                    "speaker embeddings"
+                )
             spembs = np.asarray(spembs, dtype=np.float32).reshape(1, -1)
             if spembs.shape[1] != dim:
                 raise ValueError(f"spembs has size {spembs.shape[1]}, expected {dim}")
             inputs["spembs"] = spembs
         return inputs
 
-    def synthesize_ids(self, ids: Sequence[int], noise_scale: Optional[float] = None,
-                       length_scale: Optional[float] = None, sids=None, lids=None,
-                       spembs=None, vocoder: bool = True) -> Dict[str, np.ndarray]:
+    def synthesize_ids(
+        self,
+        ids: Sequence[int],
+        noise_scale: Optional[float] = None,
+        length_scale: Optional[float] = None,
+        sids=None,
+        lids=None,
+        spembs=None,
+        vocoder: bool = True,
+    ) -> Dict[str, np.ndarray]:
         """Token ids (T_text,) of one sentence -> features, durations and waveform."""
         model, defaults = self.config["model"], self.config["defaults"]
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
@@ -176,25 +229,48 @@ class Synthesizer:
             raise ValueError("text is empty: nothing to synthesize")
         bad = ids[(ids < 0) | (ids >= len(self.config["token_list"]))]
         if bad.size:
-            raise ValueError(f"token id {int(bad[0])} is outside the vocabulary "
-                             f"[0, {len(self.config['token_list'])})")
+            raise ValueError(
+                f"token id {int(bad[0])} is outside the vocabulary "
+                f"[0, {len(self.config['token_list'])})"
+            )
         noise_scale = defaults["noise_scale"] if noise_scale is None else noise_scale
-        length_scale = defaults["length_scale"] if length_scale is None else length_scale
+        length_scale = (
+            defaults["length_scale"] if length_scale is None else length_scale
+        )
         cond = self._conditions(sids, lids, spembs)
         text = intersperse(ids, model["blank_id"]) if model["add_blank"] else ids
-        mean, log_std, w = self.encoder.run(None, dict(
-            text=text[None], length_scale=np.array(length_scale, np.float32), **cond))
-        mean_y, log_std_y, w = expand_prior(mean, log_std, w[0], model["squeeze_factor"])
-        noise = (self.rng.standard_normal(mean_y.shape).astype(np.float32)
-                 if noise_scale else np.zeros_like(mean_y))
-        feats, = self.decoder.run(None, dict(
-            mean_y=mean_y, log_std_y=log_std_y, noise=noise,
-            noise_scale=np.array(noise_scale, np.float32), **cond))
+        mean, log_std, w = self.encoder.run(
+            None,
+            dict(
+                text=text[None], length_scale=np.array(length_scale, np.float32), **cond
+            ),
+        )
+        mean_y, log_std_y, w = expand_prior(
+            mean, log_std, w[0], model["squeeze_factor"]
+        )
+        noise = (
+            self.rng.standard_normal(mean_y.shape).astype(np.float32)
+            if noise_scale
+            else np.zeros_like(mean_y)
+        )
+        (feats,) = self.decoder.run(
+            None,
+            dict(
+                mean_y=mean_y,
+                log_std_y=log_std_y,
+                noise=noise,
+                noise_scale=np.array(noise_scale, np.float32),
+                **cond,
+            ),
+        )
         feat_gen = feats[0]
-        out = dict(feat_gen=feat_gen,
-                   duration=fold_blank_durations(w) if model["add_blank"] else w)
-        out["feat_gen_denorm"] = (feat_gen if self.mvn is None
-                                  else feat_gen * self.mvn[1] + self.mvn[0])
+        out = dict(
+            feat_gen=feat_gen,
+            duration=fold_blank_durations(w) if model["add_blank"] else w,
+        )
+        out["feat_gen_denorm"] = (
+            feat_gen if self.mvn is None else feat_gen * self.mvn[1] + self.mvn[0]
+        )
         if vocoder and self.vocoder is not None:
             out["wav"] = self.vocoder(out["feat_gen_denorm"])
         return out
@@ -211,8 +287,10 @@ class Synthesizer:
             spoken += 1
             yield dict(text=sentence, **self.synthesize_ids(ids, **kwargs))
         if not spoken:
-            raise ValueError(f"text has no speakable tokens after cleaning and "
-                             f"tokenization: {text[:80]!r}")
+            raise ValueError(
+                f"text has no speakable tokens after cleaning and "
+                f"tokenization: {text[:80]!r}"
+            )
 
     def _speakable(self, ids: np.ndarray) -> bool:
         silent = {self.frontend.unk_id, self.frontend.token2id.get("<space>", -1)}
@@ -231,7 +309,9 @@ class Synthesizer:
 
         """
         parts = list(self.stream(text, **kwargs))
-        out = {key: np.concatenate([p[key] for p in parts])
-               for key in ("feat_gen", "feat_gen_denorm", "duration", "wav")
-               if key in parts[0]}
+        out = {
+            key: np.concatenate([p[key] for p in parts])
+            for key in ("feat_gen", "feat_gen_denorm", "duration", "wav")
+            if key in parts[0]
+        }
         return out

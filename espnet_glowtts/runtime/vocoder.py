@@ -18,8 +18,11 @@ def _hz_to_mel(f):
     f_sp, min_log_hz, logstep = 200.0 / 3, 1000.0, np.log(6.4) / 27.0
     mels = f / f_sp
     log_region = f >= min_log_hz
-    mels = np.where(log_region, min_log_hz / f_sp
-                    + np.log(np.maximum(f, min_log_hz) / min_log_hz) / logstep, mels)
+    mels = np.where(
+        log_region,
+        min_log_hz / f_sp + np.log(np.maximum(f, min_log_hz) / min_log_hz) / logstep,
+        mels,
+    )
     return mels
 
 
@@ -27,8 +30,9 @@ def _mel_to_hz(m):
     m = np.asarray(m, dtype=np.float64)
     f_sp, min_log_hz, logstep = 200.0 / 3, 1000.0, np.log(6.4) / 27.0
     min_log_mel = min_log_hz / f_sp
-    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)),
-                    f_sp * m)
+    return np.where(
+        m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m
+    )
 
 
 def mel_basis(fs: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
@@ -68,11 +72,11 @@ def istft(spec: np.ndarray, n_fft: int, hop: int, window: np.ndarray) -> np.ndar
     y = np.zeros(length)
     norm = np.zeros(length)
     for i in range(frames):  # n_fft / hop overlapping adds per sample: linear in frames
-        y[i * hop:i * hop + n_fft] += chunks[i]
-        norm[i * hop:i * hop + n_fft] += window ** 2
+        y[i * hop : i * hop + n_fft] += chunks[i]
+        norm[i * hop : i * hop + n_fft] += window**2
     nonzero = norm > np.finfo(np.float64).tiny
     y[nonzero] /= norm[nonzero]
-    return y[n_fft // 2:length - n_fft // 2]
+    return y[n_fft // 2 : length - n_fft // 2]
 
 
 class GriffinLim:
@@ -85,13 +89,27 @@ class GriffinLim:
 
     """
 
-    def __init__(self, fs: int, n_fft: int, n_shift: int, win_length: Optional[int],
-                 n_mels: int, fmin: Optional[float], fmax: Optional[float], n_iter: int = 32,
-                 seed: Optional[int] = None):
+    def __init__(
+        self,
+        fs: int,
+        n_fft: int,
+        n_shift: int,
+        win_length: Optional[int],
+        n_mels: int,
+        fmin: Optional[float],
+        fmax: Optional[float],
+        n_iter: int = 32,
+        seed: Optional[int] = None,
+    ):
         self.n_fft, self.hop, self.n_iter = n_fft, n_shift, n_iter
         self.window = _window(win_length or n_fft, n_fft)
-        basis = mel_basis(fs, n_fft, n_mels, 0.0 if fmin is None else fmin,
-                          fs / 2.0 if fmax is None else fmax)
+        basis = mel_basis(
+            fs,
+            n_fft,
+            n_mels,
+            0.0 if fmin is None else fmin,
+            fs / 2.0 if fmax is None else fmax,
+        )
         self.inv_basis = np.linalg.pinv(basis)
         self.rng = np.random.default_rng(seed)
 
@@ -99,7 +117,9 @@ class GriffinLim:
         """Linear magnitude (n_fft // 2 + 1, T_feats) from log10-mel (T_feats, n_mels)."""
         return np.maximum(EPS, self.inv_basis @ np.power(10.0, logmel).T)
 
-    def __call__(self, logmel: np.ndarray, init_phase: Optional[str] = "random") -> np.ndarray:
+    def __call__(
+        self, logmel: np.ndarray, init_phase: Optional[str] = "random"
+    ) -> np.ndarray:
         mag = self.linear(logmel)
         if init_phase == "random":
             angles = np.exp(2j * np.pi * self.rng.random(mag.shape))
@@ -108,10 +128,17 @@ class GriffinLim:
         angles = angles * mag
         previous = None
         for _ in range(self.n_iter):
-            rebuilt = stft(istft(angles, self.n_fft, self.hop, self.window), self.n_fft,
-                           self.hop, self.window)
-            angles = rebuilt if previous is None else \
-                rebuilt - (MOMENTUM / (1 + MOMENTUM)) * previous
+            rebuilt = stft(
+                istft(angles, self.n_fft, self.hop, self.window),
+                self.n_fft,
+                self.hop,
+                self.window,
+            )
+            angles = (
+                rebuilt
+                if previous is None
+                else rebuilt - (MOMENTUM / (1 + MOMENTUM)) * previous
+            )
             angles = angles / (np.abs(angles) + np.finfo(np.float64).tiny) * mag
             previous = rebuilt
         return istft(angles, self.n_fft, self.hop, self.window).astype(np.float32)

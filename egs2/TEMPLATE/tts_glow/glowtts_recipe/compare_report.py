@@ -53,11 +53,13 @@ def training_summary(exp_dir) -> dict:
 
 
 def count_params(exp_dir, model_file: str) -> int:
-    import espnet_glowtts  # noqa: F401  (registers glow_tts)
     from espnet2.tasks.tts import TTSTask
 
-    model, _ = TTSTask.build_model_from_file(Path(exp_dir) / "config.yaml",
-                                             Path(exp_dir) / model_file, "cpu")
+    import espnet_glowtts  # noqa: F401  (registers glow_tts)
+
+    model, _ = TTSTask.build_model_from_file(
+        Path(exp_dir) / "config.yaml", Path(exp_dir) / model_file, "cpu"
+    )
     return sum(p.numel() for p in model.tts.parameters())
 
 
@@ -66,8 +68,11 @@ def _fmt(v, spec=""):
 
 
 def build_table(systems, test_set: str, model_file: str) -> str:
-    rows = ["| model | params | train steps in budget | training time | RTF | MCD (dB) | "
-            "log-F0 RMSE | CER (%) |", "|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| model | params | train steps in budget | training time | RTF | MCD (dB) | "
+        "log-F0 RMSE | CER (%) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     notes = []
     for name, exp_dir, decode_dir in systems:
         summary = training_summary(exp_dir)
@@ -79,17 +84,21 @@ def build_table(systems, test_set: str, model_file: str) -> str:
         syn = scores["systems"]["synthesis"]
         ref_gl = scores["systems"].get("reference_vocoded", {})
         minutes = summary["train_seconds"] / 60
-        rows.append(f"| {name} | {params / 1e6:.2f}M | {summary['steps']} "
-                    f"({summary['epochs']} epochs) | {minutes:.1f} min | "
-                    f"{_fmt(scores.get('rtf'), '.3f')} | {_fmt(syn.get('mcd'))} | "
-                    f"{_fmt(syn.get('log_f0_rmse'))} | {_fmt(syn.get('cer'))} |")
+        rows.append(
+            f"| {name} | {params / 1e6:.2f}M | {summary['steps']} "
+            f"({summary['epochs']} epochs) | {minutes:.1f} min | "
+            f"{_fmt(scores.get('rtf'), '.3f')} | {_fmt(syn.get('mcd'))} | "
+            f"{_fmt(syn.get('log_f0_rmse'))} | {_fmt(syn.get('cer'))} |"
+        )
         notes.append((ref_gl, scores.get("vocoder", "Griffin-Lim")))
     ref, vocoder = notes[0] if notes else ({}, None)
     text = "\n".join(rows) + "\n"
     if ref:
-        text += (f"\nReference recordings through the same features and {vocoder} "
-                 f"(the vocoder's ceiling): MCD {_fmt(ref.get('mcd'))}, log-F0 RMSE "
-                 f"{_fmt(ref.get('log_f0_rmse'))}, CER {_fmt(ref.get('cer'))}.\n")
+        text += (
+            f"\nReference recordings through the same features and {vocoder} "
+            f"(the vocoder's ceiling): MCD {_fmt(ref.get('mcd'))}, log-F0 RMSE "
+            f"{_fmt(ref.get('log_f0_rmse'))}, CER {_fmt(ref.get('cer'))}.\n"
+        )
     return text
 
 
@@ -106,16 +115,24 @@ def put_in_readme(readme: Path, block: str) -> None:
 
 
 def main(cmd=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("summary")
     p.add_argument("exp_dir")
-    p.add_argument("--field", choices=["epochs", "steps", "train_seconds"],
-                   help="print only this value")
+    p.add_argument(
+        "--field",
+        choices=["epochs", "steps", "train_seconds"],
+        help="print only this value",
+    )
     p = sub.add_parser("table")
-    p.add_argument("--system", action="append", required=True,
-                   help="NAME=EXP_DIR:DECODE_DIR (repeat; the first is the reference)")
+    p.add_argument(
+        "--system",
+        action="append",
+        required=True,
+        help="NAME=EXP_DIR:DECODE_DIR (repeat; the first is the reference)",
+    )
     p.add_argument("--set", required=True, help="test set whose scores go in the table")
     p.add_argument("--model_file", default="train.loss.ave.pth")
     p.add_argument("--title", default="")
@@ -135,13 +152,17 @@ def main(cmd=None):
             raise DataError(f"--system {s!r}: expected NAME=EXP_DIR:DECODE_DIR")
         systems.append((name, exp_dir, decode_dir))
     block = (args.title + "\n\n" if args.title else "") + build_table(
-        systems, args.set, args.model_file)
+        systems, args.set, args.model_file
+    )
     atomic_write(args.out, block)
     if args.readme:
         put_in_readme(Path(args.readme), block)
     print(block)
-    print(f"wrote {args.out}" + (f" and the section of {args.readme}" if args.readme else ""),
-          file=sys.stderr)
+    print(
+        f"wrote {args.out}"
+        + (f" and the section of {args.readme}" if args.readme else ""),
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

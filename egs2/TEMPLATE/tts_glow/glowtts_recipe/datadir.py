@@ -62,8 +62,13 @@ def write_kv(path, items: Iterable[Tuple[str, str]]) -> None:
     atomic_write(path, "".join(f"{k} {v}\n" for k, v in sorted(items)))
 
 
-def write_datadir(out_dir, wavs: Dict[str, str], texts: Dict[str, str],
-                  spks: Dict[str, str], extra: Dict[str, Dict[str, str]] = None) -> None:
+def write_datadir(
+    out_dir,
+    wavs: Dict[str, str],
+    texts: Dict[str, str],
+    spks: Dict[str, str],
+    extra: Dict[str, Dict[str, str]] = None,
+) -> None:
     """Write a complete data directory (``extra``: more ``name -> {utt: value}`` files)."""
     out_dir = Path(out_dir)
     write_kv(out_dir / "wav.scp", wavs.items())
@@ -82,14 +87,18 @@ def check_datadir(data_dir) -> Dict[str, str]:
     data_dir = Path(data_dir)
     for name in DATA_FILES:
         if not (data_dir / name).is_file():
-            raise DataError(f"{data_dir / name}: missing (run the earlier stages first)")
+            raise DataError(
+                f"{data_dir / name}: missing (run the earlier stages first)"
+            )
     texts = read_kv(data_dir / "text")
     for name in ("wav.scp", "utt2spk"):
         keys = set(read_kv(data_dir / name))
         if keys != set(texts):
             diff = sorted(keys.symmetric_difference(texts))[:3]
-            raise DataError(f"{data_dir / name}: ids differ from {data_dir / 'text'} "
-                            f"(e.g. {diff})")
+            raise DataError(
+                f"{data_dir / name}: ids differ from {data_dir / 'text'} "
+                f"(e.g. {diff})"
+            )
     if not texts:
         raise DataError(f"{data_dir}: no utterances")
     return texts

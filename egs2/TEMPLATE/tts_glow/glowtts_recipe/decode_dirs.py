@@ -57,21 +57,32 @@ def teacher_line(utt: str, durations: str, num_samples: int, n_shift: int) -> st
     d = [int(x) for x in durations.split()]
     frames = num_samples // n_shift + 1
     if sum(d) != frames:
-        raise DataError(f"{utt}: teacher durations sum to {sum(d)}, its features have "
-                        f"{frames} frames")
+        raise DataError(
+            f"{utt}: teacher durations sum to {sum(d)}, its features have "
+            f"{frames} frames"
+        )
     return " ".join([utt, *map(str, d), "0"])
 
 
-def assemble(work: Path, set_name: str, data_dir: Path, new: Path, final: Path,
-             seeds: List[Path], teacher_n_shift: int = 0) -> int:
+def assemble(
+    work: Path,
+    set_name: str,
+    data_dir: Path,
+    new: Path,
+    final: Path,
+    seeds: List[Path],
+    teacher_n_shift: int = 0,
+) -> int:
     """Build ``new`` (to become ``final``) for the utterances of ``data_dir/text``."""
     keys = sorted(read_kv(data_dir / "text"))
     first = seeds[0]
     wavs, durations = _outputs(first, "wav"), _lines(first, "durations")
     missing = [u for u in keys if u not in wavs]
     if missing:
-        raise DataError(f"{set_name}: no decoded wav for {len(missing)} utterance(s), e.g. "
-                        f"{missing[0]} (see {first}/tts_inference.*.log)")
+        raise DataError(
+            f"{set_name}: no decoded wav for {len(missing)} utterance(s), e.g. "
+            f"{missing[0]} (see {first}/tts_inference.*.log)"
+        )
     new.mkdir(parents=True)
     for part in ("norm", "denorm"):
         feats = _outputs(first, part)
@@ -80,13 +91,17 @@ def assemble(work: Path, set_name: str, data_dir: Path, new: Path, final: Path,
         (new / part).mkdir()
         for u in keys:
             shutil.move(feats[u], new / part / f"{u}.npy")
-        atomic_write(new / part / "feats.scp",
-                     "".join(f"{u} {final / part / u}.npy\n" for u in keys))
+        atomic_write(
+            new / part / "feats.scp",
+            "".join(f"{u} {final / part / u}.npy\n" for u in keys),
+        )
     if durations:
         if teacher_n_shift:
             samples = read_kv(data_dir / "utt2num_samples")
-            text = "".join(teacher_line(u, durations[u], int(samples[u]), teacher_n_shift)
-                           + "\n" for u in keys)
+            text = "".join(
+                teacher_line(u, durations[u], int(samples[u]), teacher_n_shift) + "\n"
+                for u in keys
+            )
         else:
             text = "".join(f"{u} {durations[u]}\n" for u in keys)
         atomic_write(new / "durations", text)
@@ -99,10 +114,14 @@ def assemble(work: Path, set_name: str, data_dir: Path, new: Path, final: Path,
         (new / name).mkdir()
         for u in keys:
             if u not in found:
-                raise DataError(f"{set_name}: draw {k}: no wav for {u} (see {seed_dir})")
+                raise DataError(
+                    f"{set_name}: draw {k}: no wav for {u} (see {seed_dir})"
+                )
             shutil.move(found[u], new / name / f"{u}.wav")
-        atomic_write(new / name / "wav.scp",
-                     "".join(f"{u} {final / name / u}.wav\n" for u in keys))
+        atomic_write(
+            new / name / "wav.scp",
+            "".join(f"{u} {final / name / u}.wav\n" for u in keys),
+        )
     return len(keys)
 
 
@@ -113,7 +132,9 @@ def replace_outputs(new: Path, final: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
     old.mkdir()
     stale = [p for p in final.glob("wav_seed*") if not (new / p.name).exists()]
-    for p in stale + [final / n.name for n in new.iterdir() if (final / n.name).exists()]:
+    for p in stale + [
+        final / n.name for n in new.iterdir() if (final / n.name).exists()
+    ]:
         p.rename(old / p.name)
     for n in new.iterdir():
         n.rename(final / n.name)
@@ -130,13 +151,23 @@ def collect(work_dir: str, decode_dir: str, sets: List[str], teacher_n_shift: in
         name, _, data_dir = spec.partition("=")
         new = decode / f".new.{name}"
         shutil.rmtree(new, ignore_errors=True)
-        n = assemble(work, name, Path(data_dir), new, decode / name, seeds, teacher_n_shift)
+        n = assemble(
+            work, name, Path(data_dir), new, decode / name, seeds, teacher_n_shift
+        )
         replace_outputs(new, decode / name)
         what = "teacher durations (FastSpeech2 format), " if teacher_n_shift else ""
-        print(f"{decode / name}: {n} utterances: {what}wav" +
-              (f" + {len(seeds) - 1} more draw(s) in wav_seed*" if len(seeds) > 1 else ""),
-              file=sys.stderr)
-    for job in work.glob("seed*/output.*"):  # what the sets did not take (nothing, normally)
+        print(
+            f"{decode / name}: {n} utterances: {what}wav"
+            + (
+                f" + {len(seeds) - 1} more draw(s) in wav_seed*"
+                if len(seeds) > 1
+                else ""
+            ),
+            file=sys.stderr,
+        )
+    for job in work.glob(
+        "seed*/output.*"
+    ):  # what the sets did not take (nothing, normally)
         for part in ("wav", "norm", "denorm"):
             shutil.rmtree(job / part, ignore_errors=True)
     log_dir = decode / "log"
@@ -148,25 +179,33 @@ def collect(work_dir: str, decode_dir: str, sets: List[str], teacher_n_shift: in
 def check_teacher(durations: str, text: str) -> None:
     path = Path(durations)
     if not path.is_file():
-        raise DataError(f"{path}: missing: the teacher dump has no durations for this set "
-                        "(decode the set with --inference_args '--use_teacher_forcing true')")
+        raise DataError(
+            f"{path}: missing: the teacher dump has no durations for this set "
+            "(decode the set with --inference_args '--use_teacher_forcing true')"
+        )
     have, want = set(read_kv(path)), set(read_kv(text))
     if have != want:
         extra, lack = sorted(have - want), sorted(want - have)
-        raise DataError(f"{path}: its utterances differ from {text}'s: {len(lack)} missing"
-                        f"{' (e.g. ' + lack[0] + ')' if lack else ''}, {len(extra)} extra"
-                        f"{' (e.g. ' + extra[0] + ')' if extra else ''}")
+        raise DataError(
+            f"{path}: its utterances differ from {text}'s: {len(lack)} missing"
+            f"{' (e.g. ' + lack[0] + ')' if lack else ''}, {len(extra)} extra"
+            f"{' (e.g. ' + extra[0] + ')' if extra else ''}"
+        )
 
 
 def main(cmd=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("collect", help="work directory -> ESPnet's per-set layout")
     p.add_argument("--work_dir", required=True)
     p.add_argument("--decode_dir", required=True)
-    p.add_argument("--teacher_forcing", action="store_true",
-                   help="write the durations as a FastSpeech2 teacher dump")
+    p.add_argument(
+        "--teacher_forcing",
+        action="store_true",
+        help="write the durations as a FastSpeech2 teacher dump",
+    )
     p.add_argument("--n_shift", type=int, default=256)
     p.add_argument("sets", nargs="+", metavar="SET=DATA_DIR")
     p = sub.add_parser("check_teacher", help="a teacher dump matches a data set")
@@ -174,8 +213,12 @@ def main(cmd=None):
     p.add_argument("text")
     args = parser.parse_args(cmd)
     if args.command == "collect":
-        collect(args.work_dir, args.decode_dir, args.sets,
-                args.n_shift if args.teacher_forcing else 0)
+        collect(
+            args.work_dir,
+            args.decode_dir,
+            args.sets,
+            args.n_shift if args.teacher_forcing else 0,
+        )
     else:
         check_teacher(args.durations, args.text)
 

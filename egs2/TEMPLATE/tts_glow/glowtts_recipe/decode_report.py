@@ -36,8 +36,9 @@ def load_config(path) -> dict:
 
 
 def frontend(conf: dict):
-    return build_text_frontend(conf["token_type"], conf.get("g2p") or "none",
-                               conf.get("cleaner") or "none")
+    return build_text_frontend(
+        conf["token_type"], conf.get("g2p") or "none", conf.get("cleaner") or "none"
+    )
 
 
 def check_unseen(conf: dict, data_dirs) -> int:
@@ -49,8 +50,11 @@ def check_unseen(conf: dict, data_dirs) -> int:
             unseen = sorted({t for t in to_tokens(text) if t not in known})
             if unseen:
                 count += 1
-                print(f"WARNING: {data_dir}/text: {utt}: tokens {unseen} were not seen in "
-                      "training; they are decoded as <unk>", file=sys.stderr)
+                print(
+                    f"WARNING: {data_dir}/text: {utt}: tokens {unseen} were not seen in "
+                    "training; they are decoded as <unk>",
+                    file=sys.stderr,
+                )
     return count
 
 
@@ -65,10 +69,13 @@ def measure_rtf(log_dir: Path, keys, fs: int, n_shift: int) -> dict:
                 n = int(m.group(2))
                 frames, seconds, speed = frames + n, seconds + n / speed, None
     audio = frames * n_shift / fs
-    return dict(audio_seconds=round(audio, 3), synthesis_seconds=round(seconds, 3),
-                rtf=round(seconds / audio, 4) if audio else None,
-                note="synthesis time per utterance as logged by espnet2.bin.tts_inference "
-                     "(acoustic model and vocoder), over the duration of the audio")
+    return dict(
+        audio_seconds=round(audio, 3),
+        synthesis_seconds=round(seconds, 3),
+        rtf=round(seconds / audio, 4) if audio else None,
+        note="synthesis time per utterance as logged by espnet2.bin.tts_inference "
+        "(acoustic model and vocoder), over the duration of the audio",
+    )
 
 
 def plot(utt: str, tokens, durations, mel: np.ndarray, out: Path) -> None:
@@ -82,8 +89,9 @@ def plot(utt: str, tokens, durations, mel: np.ndarray, out: Path) -> None:
     path = np.zeros((n, int(ends[-1]) if n else 0))
     for i, (s, e) in enumerate(zip(ends - durations, ends)):
         path[i, s:e] = 1
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 6), sharex=True,
-                                   gridspec_kw=dict(height_ratios=[1, 1]))
+    fig, (ax1, ax2) = plt.subplots(
+        2, 1, figsize=(10, 6), sharex=True, gridspec_kw=dict(height_ratios=[1, 1])
+    )
     ax1.imshow(path, aspect="auto", origin="lower", interpolation="none", cmap="Greys")
     ax1.set_ylabel("token")
     if tokens is not None and len(tokens) == n and n <= 120:
@@ -106,38 +114,62 @@ def report(conf: dict, set_dir: Path, log_dir: Path, data_dir=None) -> dict:
     fs, n_shift = int(fe.get("fs", 22050)), int(fe.get("hop_length", 256))
     texts = read_kv(Path(data_dir) / "text") if data_dir else {}
     to_tokens = frontend(conf) if texts else None
-    durations = {k: np.array(v.split(), dtype=int)
-                 for k, v in read_kv(set_dir / "durations").items()}
+    durations = {
+        k: np.array(v.split(), dtype=int)
+        for k, v in read_kv(set_dir / "durations").items()
+    }
     images = set_dir / "images"
     images.mkdir(exist_ok=True)
     for utt, npy in read_kv(set_dir / "denorm" / "feats.scp").items():
         tokens = to_tokens(texts[utt]) if utt in texts else None
-        if tokens is not None and utt in durations and len(durations[utt]) == len(tokens) + 1:
+        if (
+            tokens is not None
+            and utt in durations
+            and len(durations[utt]) == len(tokens) + 1
+        ):
             durations[utt] = durations[utt][:-1]  # a teacher dump's 0 for <sos/eos>
-        plot(utt, tokens, durations.get(utt, np.zeros(0, dtype=int)), np.load(npy),
-             images / f"{utt}.png")
+        plot(
+            utt,
+            tokens,
+            durations.get(utt, np.zeros(0, dtype=int)),
+            np.load(npy),
+            images / f"{utt}.png",
+        )
     rtf = measure_rtf(log_dir, set(durations), fs, n_shift)
     atomic_write(set_dir / "rtf.json", json.dumps(rtf, indent=2) + "\n")
-    print(f"{set_dir}: {len(durations)} utterances, RTF {rtf['rtf']} "
-          f"({rtf['synthesis_seconds']} s for {rtf['audio_seconds']} s of audio), "
-          f"plots in {images}", file=sys.stderr)
+    print(
+        f"{set_dir}: {len(durations)} utterances, RTF {rtf['rtf']} "
+        f"({rtf['synthesis_seconds']} s for {rtf['audio_seconds']} s of audio), "
+        f"plots in {images}",
+        file=sys.stderr,
+    )
     return rtf
 
 
 def main(cmd=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train_config", required=True, help="the experiment's config.yaml")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--train_config", required=True, help="the experiment's config.yaml"
+    )
     parser.add_argument("--log_dir", required=True, help="tts_inference.*.log are here")
-    parser.add_argument("--data_dirs", nargs="*", default=[],
-                        help="data directories of the decoded sets (token labels), in order")
+    parser.add_argument(
+        "--data_dirs",
+        nargs="*",
+        default=[],
+        help="data directories of the decoded sets (token labels), in order",
+    )
     parser.add_argument("set_dirs", nargs="*")
     args = parser.parse_args(cmd)
     conf = load_config(args.train_config)
     n = check_unseen(conf, args.data_dirs)
     if n:
-        print(f"WARNING: {n} utterance(s) contain tokens unseen in training "
-              "(mapped to <unk>)", file=sys.stderr)
+        print(
+            f"WARNING: {n} utterance(s) contain tokens unseen in training "
+            "(mapped to <unk>)",
+            file=sys.stderr,
+        )
     data_dirs = args.data_dirs or [None] * len(args.set_dirs)
     for set_dir, data_dir in zip(args.set_dirs, data_dirs):
         report(conf, Path(set_dir), Path(args.log_dir), data_dir)

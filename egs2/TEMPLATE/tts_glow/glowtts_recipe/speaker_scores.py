@@ -41,8 +41,9 @@ from glowtts_recipe.score import log_f0, mcep, read_wav, spectral_scores
 MCD_SCALE = 10.0 / np.log(10.0) * np.sqrt(2.0)  # MCD(dB) = MCD_SCALE * ||c_a - c_b||
 
 
-def voice_features(x: np.ndarray, fs: int, n_fft: int = 1024, n_shift: int = 256
-                   ) -> Tuple[np.ndarray, np.ndarray]:
+def voice_features(
+    x: np.ndarray, fs: int, n_fft: int = 1024, n_shift: int = 256
+) -> Tuple[np.ndarray, np.ndarray]:
     """(F0 in Hz of the voiced frames, mel-cepstra c1.. of the voiced frames) of a wav."""
     f0 = np.exp(log_f0(x, fs, n_shift))  # NaN where unvoiced
     mc = mcep(x, n_fft, n_shift)[:, 1:]
@@ -51,10 +52,14 @@ def voice_features(x: np.ndarray, fs: int, n_fft: int = 1024, n_shift: int = 256
     return f0[~np.isnan(f0)], (mc[voiced] if voiced.any() else mc)
 
 
-def centroid_distances(mc: np.ndarray, centroids: Dict[str, np.ndarray]) -> Dict[str, float]:
+def centroid_distances(
+    mc: np.ndarray, centroids: Dict[str, np.ndarray]
+) -> Dict[str, float]:
     """MCD (dB) of the mean mel-cepstrum ``mc.mean(0)`` to each speaker's centroid."""
     mean = mc.mean(axis=0)
-    return {s: float(MCD_SCALE * np.linalg.norm(mean - c)) for s, c in centroids.items()}
+    return {
+        s: float(MCD_SCALE * np.linalg.norm(mean - c)) for s, c in centroids.items()
+    }
 
 
 def nearest_speaker(mc: np.ndarray, centroids: Dict[str, np.ndarray]) -> str:
@@ -69,7 +74,9 @@ def load_secs_encoder():
     except ImportError as e:
         return None, f"resemblyzer is not installed ({e}): pip install '.[xvector]'"
     encoder = VoiceEncoder("cpu", verbose=False)
-    return (lambda x, fs: encoder.embed_utterance(preprocess_wav(x, fs))), "resemblyzer GE2E"
+    return (
+        lambda x, fs: encoder.embed_utterance(preprocess_wav(x, fs))
+    ), "resemblyzer GE2E"
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -83,7 +90,9 @@ class References:
         for name in ("wav.scp", "utt2spk"):
             if not (data_dir / name).is_file():
                 raise DataError(f"{data_dir / name}: missing")
-        self.wavs, self.utt2spk = read_kv(data_dir / "wav.scp"), read_kv(data_dir / "utt2spk")
+        self.wavs, self.utt2spk = read_kv(data_dir / "wav.scp"), read_kv(
+            data_dir / "utt2spk"
+        )
         self.speakers = sorted(set(self.utt2spk.values()))
         self.audio: Dict[str, np.ndarray] = {}
         f0s: Dict[str, list] = {s: [] for s in self.speakers}
@@ -99,12 +108,16 @@ class References:
                 embs[spk].append(secs(x, fs))
         self.f0 = {s: float(np.mean(np.concatenate(f0s[s]))) for s in self.speakers}
         self.centroids = {s: np.concatenate(mcs[s]).mean(axis=0) for s in self.speakers}
-        self.embeddings = ({s: _unit(np.mean(embs[s], axis=0)) for s in self.speakers}
-                           if secs is not None else None)
+        self.embeddings = (
+            {s: _unit(np.mean(embs[s], axis=0)) for s in self.speakers}
+            if secs is not None
+            else None
+        )
 
 
-def identify(x: np.ndarray, fs: int, refs: References, n_fft: int, n_shift: int,
-             secs=None) -> dict:
+def identify(
+    x: np.ndarray, fs: int, refs: References, n_fft: int, n_shift: int, secs=None
+) -> dict:
     """Mean F0, nearest speaker (MCD centroid) and SECS row of one synthesised wav."""
     f0, mc = voice_features(x, fs, n_fft, n_shift)
     out = {"f0": f0, "nearest": nearest_speaker(mc, refs.centroids)}
@@ -114,15 +127,20 @@ def identify(x: np.ndarray, fs: int, refs: References, n_fft: int, n_shift: int,
     return out
 
 
-def score_speakers(synth_dir: Path, refs: References, fs: int, n_fft: int, n_shift: int,
-                   secs=None) -> dict:
+def score_speakers(
+    synth_dir: Path, refs: References, fs: int, n_fft: int, n_shift: int, secs=None
+) -> dict:
     """Per-speaker figures of the decoded wavs ``synth_dir/<utt>.wav`` (each utt's own spk)."""
-    rows: Dict[str, dict] = {s: {"utts": 0, "f0": [], "mcd": [], "log_f0_rmse": [],
-                                 "correct": 0, "secs": []} for s in refs.speakers}
+    rows: Dict[str, dict] = {
+        s: {"utts": 0, "f0": [], "mcd": [], "log_f0_rmse": [], "correct": 0, "secs": []}
+        for s in refs.speakers
+    }
     missing = [u for u in refs.wavs if not (synth_dir / f"{u}.wav").is_file()]
     if missing:
-        raise DataError(f"{synth_dir}: {len(missing)} decoded wav(s) missing, e.g. "
-                        f"{missing[0]}.wav (run decoding first)")
+        raise DataError(
+            f"{synth_dir}: {len(missing)} decoded wav(s) missing, e.g. "
+            f"{missing[0]}.wav (run decoding first)"
+        )
     for utt in sorted(refs.wavs):
         spk, gen = refs.utt2spk[utt], read_wav(str(synth_dir / f"{utt}.wav"), fs)
         r = rows[spk]
@@ -145,17 +163,25 @@ def score_speakers(synth_dir: Path, refs: References, fs: int, n_fft: int, n_shi
             "f0_recordings_hz": refs.f0[spk],
             "f0_relative_error": (f0 - refs.f0[spk]) / refs.f0[spk],
             "mcd_db": float(np.mean(r["mcd"])),
-            "log_f0_rmse": float(np.mean(r["log_f0_rmse"])) if r["log_f0_rmse"] else None,
+            "log_f0_rmse": (
+                float(np.mean(r["log_f0_rmse"])) if r["log_f0_rmse"] else None
+            ),
             "nearest_speaker_accuracy": r["correct"] / r["utts"],
         }
         if r["secs"]:
-            out[spk]["secs"] = dict(zip(refs.speakers, np.mean(r["secs"], axis=0).tolist()))
+            out[spk]["secs"] = dict(
+                zip(refs.speakers, np.mean(r["secs"], axis=0).tolist())
+            )
     return out
 
 
-def synthesize_all_speakers(tts, texts: Dict[str, str], conditions: Dict[str, dict],
-                            out_dir: Path, text_conditions: Optional[Dict[str, dict]] = None
-                            ) -> Dict[Tuple[str, str], Path]:
+def synthesize_all_speakers(
+    tts,
+    texts: Dict[str, str],
+    conditions: Dict[str, dict],
+    out_dir: Path,
+    text_conditions: Optional[Dict[str, dict]] = None,
+) -> Dict[Tuple[str, str], Path]:
     """Speak every text with every speaker condition into ``out_dir/<spk>/<utt>.wav``.
 
     ``conditions`` maps a speaker to the keyword arguments of ``tts`` (``sids=`` and/or
@@ -181,8 +207,14 @@ def synthesize_all_speakers(tts, texts: Dict[str, str], conditions: Dict[str, di
     return paths
 
 
-def score_all_speakers(paths: Dict[Tuple[str, str], Path], refs: References, fs: int,
-                       n_fft: int, n_shift: int, secs=None) -> dict:
+def score_all_speakers(
+    paths: Dict[Tuple[str, str], Path],
+    refs: References,
+    fs: int,
+    n_fft: int,
+    n_shift: int,
+    secs=None,
+) -> dict:
     """Per target speaker: mean F0 and identification rates of the same sentences."""
     out: Dict[str, dict] = {}
     for (spk, _), path in sorted(paths.items()):
@@ -198,54 +230,83 @@ def score_all_speakers(paths: Dict[Tuple[str, str], Path], refs: References, fs:
             "texts": len(r["nearest"]),
             "f0_synthesis_hz": float(np.mean(np.concatenate(r["f0"]))),
             "f0_recordings_hz": refs.f0.get(spk),
-            "identified_as": {s: r["nearest"].count(s) for s in sorted(set(r["nearest"]))},
+            "identified_as": {
+                s: r["nearest"].count(s) for s in sorted(set(r["nearest"]))
+            },
             "nearest_speaker_accuracy": r["nearest"].count(spk) / len(r["nearest"]),
         }
         if r["secs_best"]:
-            result[spk]["secs_accuracy"] = r["secs_best"].count(spk) / len(r["secs_best"])
+            result[spk]["secs_accuracy"] = r["secs_best"].count(spk) / len(
+                r["secs_best"]
+            )
     return result
 
 
 def markdown(name: str, result: dict) -> str:
     spk = result["speakers"]
-    lines = [f"## {name}: per-speaker scores", "",
-             "| speaker | utts | F0 synth (Hz) | F0 rec (Hz) | F0 error | MCD (dB) | "
-             "nearest-speaker acc |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"## {name}: per-speaker scores",
+        "",
+        "| speaker | utts | F0 synth (Hz) | F0 rec (Hz) | F0 error | MCD (dB) | "
+        "nearest-speaker acc |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for s, r in spk.items():
-        lines.append(f"| {s} | {r['utterances']} | {r['f0_synthesis_hz']:.1f} | "
-                     f"{r['f0_recordings_hz']:.1f} | {100 * r['f0_relative_error']:+.1f}% | "
-                     f"{r['mcd_db']:.2f} | {100 * r['nearest_speaker_accuracy']:.0f}% |")
-    lines += ["", f"Nearest-speaker accuracy over all utterances: "
-              f"{100 * result['nearest_speaker_accuracy']:.1f}%", ""]
+        lines.append(
+            f"| {s} | {r['utterances']} | {r['f0_synthesis_hz']:.1f} | "
+            f"{r['f0_recordings_hz']:.1f} | {100 * r['f0_relative_error']:+.1f}% | "
+            f"{r['mcd_db']:.2f} | {100 * r['nearest_speaker_accuracy']:.0f}% |"
+        )
+    lines += [
+        "",
+        f"Nearest-speaker accuracy over all utterances: "
+        f"{100 * result['nearest_speaker_accuracy']:.1f}%",
+        "",
+    ]
     if "secs" in next(iter(spk.values())):
         names = list(spk)
-        lines += ["SECS (rows: synthesis of speaker, columns: recordings of speaker; "
-                  f"{result['secs_encoder']}):", "",
-                  "| synth \\ rec | " + " | ".join(names) + " |",
-                  "|---|" + "---:|" * len(names)]
+        lines += [
+            "SECS (rows: synthesis of speaker, columns: recordings of speaker; "
+            f"{result['secs_encoder']}):",
+            "",
+            "| synth \\ rec | " + " | ".join(names) + " |",
+            "|---|" + "---:|" * len(names),
+        ]
         for s in names:
             row = spk[s]["secs"]
-            lines.append(f"| {s} | " + " | ".join(
-                (f"**{row[t]:.3f}**" if t == s else f"{row[t]:.3f}") for t in names) + " |")
+            lines.append(
+                f"| {s} | "
+                + " | ".join(
+                    (f"**{row[t]:.3f}**" if t == s else f"{row[t]:.3f}") for t in names
+                )
+                + " |"
+            )
         lines.append("")
     else:
         lines += [f"SECS: not computed ({result['secs_encoder']})", ""]
     if "all_speakers" in result:
-        lines += ["Every speaker id on the same sentences:", "",
-                  "| target speaker | texts | F0 synth (Hz) | F0 rec (Hz) | identified (MCD) "
-                  "| identified (SECS) |", "|---|---:|---:|---:|---:|---:|"]
+        lines += [
+            "Every speaker id on the same sentences:",
+            "",
+            "| target speaker | texts | F0 synth (Hz) | F0 rec (Hz) | identified (MCD) "
+            "| identified (SECS) |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
         for s, r in result["all_speakers"].items():
             rec = r["f0_recordings_hz"]
             secs = r.get("secs_accuracy")
-            lines.append(f"| {s} | {r['texts']} | {r['f0_synthesis_hz']:.1f} | "
-                         f"{rec:.1f} | {100 * r['nearest_speaker_accuracy']:.0f}% | "
-                         f"{'-' if secs is None else f'{100 * secs:.0f}%'} |")
+            lines.append(
+                f"| {s} | {r['texts']} | {r['f0_synthesis_hz']:.1f} | "
+                f"{rec:.1f} | {100 * r['nearest_speaker_accuracy']:.0f}% | "
+                f"{'-' if secs is None else f'{100 * secs:.0f}%'} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
 
-def speaker_conditions(speakers: List[str], spk2sid: Optional[str],
-                       spk_xvector: Optional[str]) -> Dict[str, dict]:
+def speaker_conditions(
+    speakers: List[str], spk2sid: Optional[str], spk_xvector: Optional[str]
+) -> Dict[str, dict]:
     """Speaker -> ``Text2Speech`` keyword arguments (``sids`` and/or ``spembs``)."""
     import torch
 
@@ -260,7 +321,9 @@ def speaker_conditions(speakers: List[str], spk2sid: Optional[str],
         if missing:
             raise DataError(f"{spk_xvector}: no x-vector for speaker {missing[0]}")
         for s in speakers:
-            conditions[s]["spembs"] = torch.from_numpy(np.asarray(table[s], dtype=np.float32))
+            conditions[s]["spembs"] = torch.from_numpy(
+                np.asarray(table[s], dtype=np.float32)
+            )
     if spk2sid:
         sids = read_kv(spk2sid)
         missing = [s for s in speakers if s not in sids]
@@ -272,15 +335,19 @@ def speaker_conditions(speakers: List[str], spk2sid: Optional[str],
 
 
 def main(cmd=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--decode_dir", required=True)
     parser.add_argument("--data_root", default="dump/raw")
     parser.add_argument("--fs", type=int, default=22050)
     parser.add_argument("--n_fft", type=int, default=1024)
     parser.add_argument("--n_shift", type=int, default=256)
-    parser.add_argument("--model_file", default=None,
-                        help="also speak the same sentences with every speaker id")
+    parser.add_argument(
+        "--model_file",
+        default=None,
+        help="also speak the same sentences with every speaker id",
+    )
     parser.add_argument("--train_config", default=None)
     parser.add_argument("--vocoder_config", default=None)
     parser.add_argument("--spk2sid", default=None)
@@ -294,33 +361,58 @@ def main(cmd=None):
     for name in args.sets:
         set_dir, data_dir = Path(args.decode_dir) / name, Path(args.data_root) / name
         refs = References(data_dir, args.fs, args.n_fft, args.n_shift, secs)
-        speakers = score_speakers(set_dir / "wav", refs, args.fs, args.n_fft, args.n_shift,
-                                  secs)
+        speakers = score_speakers(
+            set_dir / "wav", refs, args.fs, args.n_fft, args.n_shift, secs
+        )
         total = sum(r["utterances"] for r in speakers.values())
-        result = {"set": name, "speakers": speakers, "secs_encoder": secs_name,
-                  "nearest_speaker_accuracy": sum(
-                      r["nearest_speaker_accuracy"] * r["utterances"]
-                      for r in speakers.values()) / total}
+        result = {
+            "set": name,
+            "speakers": speakers,
+            "secs_encoder": secs_name,
+            "nearest_speaker_accuracy": sum(
+                r["nearest_speaker_accuracy"] * r["utterances"]
+                for r in speakers.values()
+            )
+            / total,
+        }
         if args.model_file:
             import torch
 
             if tts is None:
-                import espnet_glowtts  # noqa: F401  (registers glow_tts)
                 from espnet2.bin.tts_inference import Text2Speech
 
-                tts = Text2Speech(train_config=args.train_config, model_file=args.model_file,
-                                  vocoder_config=args.vocoder_config)
-            texts = dict(sorted(read_kv(data_dir / "text").items())[:args.num_texts])
+                import espnet_glowtts  # noqa: F401  (registers glow_tts)
+
+                tts = Text2Speech(
+                    train_config=args.train_config,
+                    model_file=args.model_file,
+                    vocoder_config=args.vocoder_config,
+                )
+            texts = dict(sorted(read_kv(data_dir / "text").items())[: args.num_texts])
             # Each text keeps its own language (utt2lid) when the model has language ids.
-            utt2lid = read_kv(data_dir / "utt2lid") if (data_dir / "utt2lid").is_file() else {}
-            text_conditions = {u: {"lids": torch.tensor([int(utt2lid[u])])}
-                               for u in texts if u in utt2lid}
+            utt2lid = (
+                read_kv(data_dir / "utt2lid")
+                if (data_dir / "utt2lid").is_file()
+                else {}
+            )
+            text_conditions = {
+                u: {"lids": torch.tensor([int(utt2lid[u])])}
+                for u in texts
+                if u in utt2lid
+            }
             paths = synthesize_all_speakers(
-                tts, texts, speaker_conditions(refs.speakers, args.spk2sid, args.spk_xvector),
-                set_dir / "all_speakers", text_conditions)
-            result["all_speakers"] = score_all_speakers(paths, refs, args.fs, args.n_fft,
-                                                        args.n_shift, secs)
-        atomic_write(set_dir / "speaker_scores.json", json.dumps(result, indent=1) + "\n")
+                tts,
+                texts,
+                speaker_conditions(refs.speakers, args.spk2sid, args.spk_xvector),
+                set_dir / "all_speakers",
+                text_conditions,
+            )
+            result["all_speakers"] = score_all_speakers(
+                paths, refs, args.fs, args.n_fft, args.n_shift, secs
+            )
+        atomic_write(
+            set_dir / "speaker_scores.json", json.dumps(result, indent=1) + "\n"
+        )
         atomic_write(set_dir / "speaker_scores.md", markdown(name, result))
         print(markdown(name, result), file=sys.stderr)
 

@@ -28,37 +28,64 @@ def load(model_zip, noise_scale: float = 0.333, length_scale: float = 1.0, **kwa
     from espnet_model_zoo.downloader import ModelDownloader
 
     files = ModelDownloader().download_and_unpack(str(Path(model_zip).resolve()))
-    return Text2Speech(**files, noise_scale=noise_scale, length_scale=length_scale,
-                       **kwargs)
+    return Text2Speech(
+        **files, noise_scale=noise_scale, length_scale=length_scale, **kwargs
+    )
 
 
 def main(cmd=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", required=True, help="packed model zip")
     parser.add_argument("--text", action="append", required=True, help="repeatable")
-    parser.add_argument("--out", required=True,
-                        help="output wav (with several --text: out_1.wav, out_2.wav, ...)")
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="output wav (with several --text: out_1.wav, out_2.wav, ...)",
+    )
     parser.add_argument("--noise_scale", type=float, default=0.333)
     parser.add_argument("--length_scale", type=float, default=1.0)
-    parser.add_argument("--max_chars", type=int, default=400,
-                        help="longer texts are split into sentences")
-    parser.add_argument("--stream", action="store_true",
-                        help="write each sentence's audio as soon as it is ready")
-    parser.add_argument("--sid", type=int, default=1,
-                        help="speaker id of a multi-speaker model (spk2sid; 1: the first)")
-    parser.add_argument("--lid", type=int, default=1,
-                        help="language id of a multi-language model (lang2lid)")
-    parser.add_argument("--spk_xvector", default=None,
-                        help="spk_xvector.scp of an x-vector model (its first speaker, or "
-                             "--speaker)")
+    parser.add_argument(
+        "--max_chars",
+        type=int,
+        default=400,
+        help="longer texts are split into sentences",
+    )
+    parser.add_argument(
+        "--stream",
+        action="store_true",
+        help="write each sentence's audio as soon as it is ready",
+    )
+    parser.add_argument(
+        "--sid",
+        type=int,
+        default=1,
+        help="speaker id of a multi-speaker model (spk2sid; 1: the first)",
+    )
+    parser.add_argument(
+        "--lid",
+        type=int,
+        default=1,
+        help="language id of a multi-language model (lang2lid)",
+    )
+    parser.add_argument(
+        "--spk_xvector",
+        default=None,
+        help="spk_xvector.scp of an x-vector model (its first speaker, or "
+        "--speaker)",
+    )
     parser.add_argument("--speaker", default=None, help="key in --spk_xvector")
     args = parser.parse_args(cmd)
-    tts = load(args.model, args.noise_scale, args.length_scale, max_chars=args.max_chars)
+    tts = load(
+        args.model, args.noise_scale, args.length_scale, max_chars=args.max_chars
+    )
     speaker = speaker_inputs(tts, args)
     out = Path(args.out)
     for i, text in enumerate(args.text, 1):
-        path = out if len(args.text) == 1 else out.with_name(f"{out.stem}_{i}{out.suffix}")
+        path = (
+            out if len(args.text) == 1 else out.with_name(f"{out.stem}_{i}{out.suffix}")
+        )
         start = time.time()
         if args.stream:
             seconds = stream(tts, text, path, **speaker)
@@ -68,8 +95,10 @@ def main(cmd=None):
             sf.write(str(tmp), wav, tts.fs, subtype="PCM_16", format="WAV")
             tmp.replace(path)
             seconds = len(wav) / tts.fs
-        print(f"{path}: {seconds:.2f} s of speech in {time.time() - start:.2f} s",
-              file=sys.stderr)
+        print(
+            f"{path}: {seconds:.2f} s of speech in {time.time() - start:.2f} s",
+            file=sys.stderr,
+        )
 
 
 def speaker_inputs(tts, args) -> dict:
@@ -83,7 +112,9 @@ def speaker_inputs(tts, args) -> dict:
         inputs["lids"] = np.array([args.lid])
     if tts.tts.spk_embed_dim is not None:
         if args.spk_xvector is None:
-            sys.exit(f"ERROR: {args.model} needs a speaker embedding: give --spk_xvector")
+            sys.exit(
+                f"ERROR: {args.model} needs a speaker embedding: give --spk_xvector"
+            )
         import kaldiio
 
         xvectors = kaldiio.load_scp(args.spk_xvector)
@@ -99,8 +130,9 @@ def stream(tts, text: str, path: Path, **speaker) -> float:
     from espnet_glowtts.long_text import iter_sentences
 
     samples = 0
-    with sf.SoundFile(str(path), "w", samplerate=tts.fs, channels=1, subtype="PCM_16",
-                      format="WAV") as f:
+    with sf.SoundFile(
+        str(path), "w", samplerate=tts.fs, channels=1, subtype="PCM_16", format="WAV"
+    ) as f:
         for part in iter_sentences(tts, text, **speaker):
             wav = part["wav"].view(-1).cpu().numpy()
             f.write(wav)
