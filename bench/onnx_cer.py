@@ -17,10 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-# This folder holds onnx.py: keep it off the import path (it would shadow the onnx package).
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent]
-
-import soundfile as sf  # noqa: E402
+import soundfile as sf
 
 
 def main() -> None:

@@ -66,9 +66,9 @@ def _static_layer_norms(module: nn.Module) -> nn.Module:
             def forward(x, norm=norm):
                 y = torch.nn.functional.layer_norm(
                     x.transpose(1, -1),
-                    norm.gamma.shape,
-                    norm.gamma,
-                    norm.beta,
+                    norm.weight.shape,
+                    norm.weight,
+                    norm.bias,
                     norm.eps,
                 )
                 return y.transpose(1, -1)

@@ -44,7 +44,9 @@ EXTRA_TEXTS = [
 
 
 def _bench_module():
-    spec = importlib.util.spec_from_file_location("bench_onnx", ROOT / "bench/onnx.py")
+    spec = importlib.util.spec_from_file_location(
+        "bench_onnx", ROOT / "bench/onnx_speed.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

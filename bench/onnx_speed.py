@@ -15,22 +15,18 @@ per input token, LJSpeech's rate), at 40/180/500 input tokens and 1 and 2 thread
 
 Ratios are from the same run. Each thread count runs in its own process.
 
-    python bench/onnx.py --out_md bench/results/onnx.md
+    python bench/onnx_speed.py --out_md bench/results/onnx.md
 """
 
+import argparse
+import json
+import os
+import statistics
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
-
-# This file is named like the onnx package: keep its folder off the import path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent]
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
 
 FS, N_FFT, N_SHIFT, N_MELS = 22050, 1024, 256, 80
 ROOT = Path(__file__).resolve().parents[1]
