@@ -69,19 +69,7 @@ def test_multi_speaker_corpus_is_balanced_and_voices_differ_in_pitch(tmp_path):
     lines = [ln.split("|") for ln in (corpus / "metadata.csv").read_text().splitlines()]
     assert [f[3] for f in lines[:4]] == ["us", "f2", "m1", "f5"]
     assert all(f[0] == f"{f[3]}_ESPK-{i:05d}" for i, f in enumerate(lines, 1))
-    prepare_data.main(
-        [
-            "--corpus_dir",
-            str(corpus),
-            "--out_dir",
-            str(tmp_path / "data"),
-            "--num_dev",
-            "4",
-            "--num_eval",
-            "4",
-            "--require_speakers",
-        ]
-    )
+    prepare(corpus, tmp_path / "data", 4, 4, "--require_speakers")
     for part in ("dev", "eval1"):  # one utterance of each speaker
         spk2utt = read_kv(tmp_path / "data" / part / "spk2utt")
         assert sorted(spk2utt) == ["f2", "f5", "m1", "us"], part
@@ -90,6 +78,14 @@ def test_multi_speaker_corpus_is_balanced_and_voices_differ_in_pitch(tmp_path):
     refs = speaker_scores.References(tmp_path / "data/tr_no_dev", FS, 1024, 256)
     f0 = sorted(refs.f0.values())
     assert all(hi > 1.15 * lo for lo, hi in zip(f0, f0[1:])), refs.f0  # well separated
+
+
+def prepare(corpus, out_dir, num_dev: int, num_eval: int, *options: str) -> None:
+    """prepare_data on ``corpus`` into ``out_dir`` with dev/eval1 of the given sizes."""
+    prepare_data.main(
+        ["--corpus_dir", str(corpus), "--out_dir", str(out_dir)]
+        + ["--num_dev", str(num_dev), "--num_eval", str(num_eval), *options]
+    )
 
 
 @needs_espeak
@@ -104,18 +100,7 @@ def test_single_speaker_corpus_is_unchanged(tmp_path):
 @needs_espeak
 def test_two_language_corpus_writes_utt2lang(tmp_path):
     corpus = speak(tmp_path, 6, languages=["en-us", "de"])
-    prepare_data.main(
-        [
-            "--corpus_dir",
-            str(corpus),
-            "--out_dir",
-            str(tmp_path / "data"),
-            "--num_dev",
-            "1",
-            "--num_eval",
-            "1",
-        ]
-    )
+    prepare(corpus, tmp_path / "data", 1, 1)
     langs = {}
     for part in ("tr_no_dev", "dev", "eval1"):
         langs.update(read_kv(tmp_path / "data" / part / "utt2lang"))
@@ -138,19 +123,7 @@ def test_corpus_line_without_speaker_is_a_one_line_error(tmp_path, capsys):
     (tmp_path / "c" / "metadata.csv").write_text("\n".join(lines) + "\n")
     with pytest.raises(SystemExit):
         main_guard(
-            lambda: prepare_data.main(
-                [
-                    "--corpus_dir",
-                    str(tmp_path / "c"),
-                    "--out_dir",
-                    str(tmp_path / "d"),
-                    "--num_dev",
-                    "1",
-                    "--num_eval",
-                    "1",
-                    "--require_speakers",
-                ]
-            )
+            lambda: prepare(tmp_path / "c", tmp_path / "d", 1, 1, "--require_speakers")
         )
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "metadata.csv:2:" in err and "speaker" in err
@@ -225,18 +198,7 @@ def test_espnet_and_speechbrain_need_a_local_model(tmp_path):
 def test_resemblyzer_embeddings_tell_two_voices_apart(tmp_path):
     pytest.importorskip("resemblyzer")
     corpus = speak(tmp_path, 8, num_speakers=2)
-    prepare_data.main(
-        [
-            "--corpus_dir",
-            str(corpus),
-            "--out_dir",
-            str(tmp_path / "data"),
-            "--num_dev",
-            "1",
-            "--num_eval",
-            "1",
-        ]
-    )
+    prepare(corpus, tmp_path / "data", 1, 1)
     data = tmp_path / "data" / "tr_no_dev"
     vectors = extract_xvector.extract(data, tmp_path / "xv", quiet=True)
     utt2spk = read_kv(data / "utt2spk")
@@ -263,18 +225,7 @@ def test_resemblyzer_embeddings_tell_two_voices_apart(tmp_path):
 @needs_espeak
 def test_speaker_scores_of_recordings_as_synthesis(tmp_path):
     corpus = speak(tmp_path, 8, num_speakers=2)
-    prepare_data.main(
-        [
-            "--corpus_dir",
-            str(corpus),
-            "--out_dir",
-            str(tmp_path / "data"),
-            "--num_dev",
-            "2",
-            "--num_eval",
-            "4",
-        ]
-    )
+    prepare(corpus, tmp_path / "data", 2, 4)
     wavs = read_kv(tmp_path / "data/eval1/wav.scp")
     (tmp_path / "decode/eval1/wav").mkdir(parents=True)
     for utt, path in wavs.items():  # the recordings stand in for the synthesis
