@@ -144,16 +144,22 @@ def snapshot(recipe: Path) -> dict:
     }
 
 
-@pytest.fixture(scope="module")
-def recipe(tmp_path_factory):
-    """A finished recipe run, with what happened on the way."""
-    root = tmp_path_factory.mktemp("recipe") / "tts_glow"
+def copy_recipe(root: Path) -> Path:
+    """A copy of the recipe at ``root`` (links resolved), without any run's outputs."""
     shutil.copytree(
         RECIPE,
         root,
         symlinks=False,
         ignore=shutil.ignore_patterns("data", "dump", "exp", "corpus", "downloads"),
     )
+    return root
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    """A finished recipe run, with what happened on the way."""
+    root = tmp_path_factory.mktemp("recipe") / "tts_glow"
+    copy_recipe(root)
     (root / "conf" / "tiny.yaml").write_text(TINY)
     (root / "conf" / "tiny_fs2.yaml").write_text(TINY_FS2)
     info = {"root": root}

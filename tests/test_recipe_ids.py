@@ -6,15 +6,14 @@ every set. An utterance of another set whose speaker the training set lacks stop
 with a one-line error. Only stage 2 runs: seconds."""
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from test_recipe import copy_recipe
 
-RECIPE = Path(__file__).resolve().parents[1] / "egs2" / "ljspeech" / "tts_glow"
 SETS = {
     "tr_no_dev": [("a1", "spkB", "en"), ("a2", "spkA", "de"), ("a3", "spkB", "en")],
     "dev": [("d1", "spkA", "en")],
@@ -23,13 +22,7 @@ SETS = {
 
 
 def make_recipe(root: Path, sets) -> Path:
-    recipe = root / "tts_glow"
-    shutil.copytree(
-        RECIPE,
-        recipe,
-        symlinks=False,
-        ignore=shutil.ignore_patterns("data", "dump", "exp", "corpus", "downloads"),
-    )
+    recipe = copy_recipe(root / "tts_glow")
     for name, utts in sets.items():
         d = recipe / "data" / name
         d.mkdir(parents=True)

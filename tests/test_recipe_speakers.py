@@ -12,7 +12,7 @@ import shutil
 
 import numpy as np
 import pytest
-from test_recipe import RECIPE, TINY, env
+from test_recipe import TINY, copy_recipe, env
 
 pytest.importorskip("resemblyzer")
 pytestmark = [
@@ -61,12 +61,7 @@ def recipe(tmp_path_factory):
     import subprocess
 
     root = tmp_path_factory.mktemp("speakers") / "tts_glow"
-    shutil.copytree(
-        RECIPE,
-        root,
-        symlinks=False,
-        ignore=shutil.ignore_patterns("data", "dump", "exp", "corpus", "downloads"),
-    )
+    copy_recipe(root)
     (root / "conf" / "tiny.yaml").write_text(TINY)
     proc = subprocess.run(
         ["./run.sh", *ARGS],
