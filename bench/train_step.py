@@ -419,11 +419,11 @@ def summary(times, cpu_times):
 def run(args):
     device = args.device
     runners = [("ours", v) for v in args.ours] + ([("coqui", "")] if args.coqui else [])
-    pythons = dict(ours=sys.executable, coqui=str(PEER_VENV / "bin" / "python"))
+    pythons = dict(ours=sys.executable, coqui=args.peer_python)
     if args.coqui and not Path(pythons["coqui"]).exists():
         raise SystemExit(
-            f"Coqui's venv is missing ({PEER_VENV}): run with --install-peers "
-            "or --no-coqui"
+            f"Coqui's Python is missing ({args.peer_python}): run with --install-peers, "
+            "name another with --peer_python, or pass --no-coqui"
         )
     rows = []
     threads_list = args.threads if device == "cpu" else [1]
@@ -639,6 +639,11 @@ def main(argv=None):
     )
     p.add_argument(
         "--no-coqui", dest="coqui", action="store_false", help="time only our variants"
+    )
+    p.add_argument(
+        "--peer_python",
+        default=str(PEER_VENV / "bin" / "python"),
+        help="the Python that has coqui-tts (default: the venv --install-peers makes)",
     )
     p.add_argument("--ours", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--batch_sizes", nargs="+", type=int, default=[8, 16])
