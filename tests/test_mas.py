@@ -293,3 +293,16 @@ def test_log_likelihood_matches_direct_formula():
         rtol=1e-5,
         atol=2e-3,
     )
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_values_take_the_triton_kernels_and_match_reference():
+    # LJSpeech-sized items (up to 400 tokens x 870 frames), ties in one of them.
+    value, mask, t_text, t_feats = random_batch(7, B=8, max_text=400, max_feats=870)
+    value[3] = torch.where(mask[3] > 0, torch.zeros_like(value[3]), value[3])
+    ref, _ = reference_batch(value, t_text, t_feats)
+    finder = search.MaximumPath(*search._load_core())
+    path = finder(value.cuda(), mask.cuda())
+    assert path.device.type == "cuda"
+    assert finder.use_triton, "the Triton kernels fell back to the torch path"
+    assert torch.equal(path.cpu(), ref)

@@ -370,3 +370,35 @@ def test_log1p_duration_target_is_inverted_at_inference():
     )
     with pytest.raises(ValueError, match="duration_target"):
         tiny_glow_tts(duration_target="linear")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize(
+    "options", [{}, {"memory_efficient_flows": True, "pack_flow_batch": True}]
+)
+def test_cuda_training_step_matches_cpu(options, monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # float32 convs
+    torch.manual_seed(0)
+    cpu = tiny_glow_tts(
+        encoder_dropout=0.0, duration_dropout=0.0, decoder_dropout=0.0, **options
+    )
+    randomize_flows(cpu)
+    gpu = tiny_glow_tts(
+        encoder_dropout=0.0, duration_dropout=0.0, decoder_dropout=0.0, **options
+    )
+    gpu.load_state_dict(cpu.state_dict())
+    gpu.cuda()
+    for module in (*cpu.modules(), *gpu.modules()):
+        if isinstance(module, torch.nn.Dropout):  # the prenet's fixed 0.5 too
+            module.p = 0.0
+    batch = make_batch()
+    loss_cpu, stats_cpu, _ = cpu(**batch)
+    loss_gpu, stats_gpu, _ = gpu(**{k: v.cuda() for k, v in batch.items()})
+    loss_cpu.backward()
+    loss_gpu.backward()
+    assert math.isclose(float(loss_gpu), float(loss_cpu), rel_tol=1e-4, abs_tol=1e-4)
+    for (name, p_cpu), p_gpu in zip(cpu.named_parameters(), gpu.parameters()):
+        if p_cpu.grad is not None:
+            assert torch.allclose(
+                p_gpu.grad.cpu(), p_cpu.grad, rtol=1e-3, atol=1e-4
+            ), name
