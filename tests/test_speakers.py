@@ -227,9 +227,10 @@ def test_speaker_scores_of_recordings_as_synthesis(tmp_path):
     corpus = speak(tmp_path, 8, num_speakers=2)
     prepare(corpus, tmp_path / "data", 2, 4)
     wavs = read_kv(tmp_path / "data/eval1/wav.scp")
-    (tmp_path / "decode/eval1/wav").mkdir(parents=True)
-    for utt, path in wavs.items():  # the recordings stand in for the synthesis
-        shutil.copy(path, tmp_path / "decode/eval1/wav" / f"{utt}.wav")
+    for sub in ("wav", "reference_vocoded"):
+        (tmp_path / "decode/eval1" / sub).mkdir(parents=True)
+        for utt, path in wavs.items():  # the recordings stand in for both
+            shutil.copy(path, tmp_path / "decode/eval1" / sub / f"{utt}.wav")
     speaker_scores.main(
         [
             "--decode_dir",
@@ -245,11 +246,14 @@ def test_speaker_scores_of_recordings_as_synthesis(tmp_path):
         assert (
             r["utterances"] == 2
             and abs(r["f0_relative_error"]) < 1e-9
+            and r["f0_vocoded_hz"] == r["f0_recordings_hz"]
+            and abs(r["f0_error_vs_vocoded"]) < 1e-9
             and r["mcd_db"] < 1e-6
         )
         if "secs" in r:  # with resemblyzer: each row's best is its own speaker
             assert max(r["secs"], key=r["secs"].get) == spk
-    assert "| us | 2 |" in (tmp_path / "decode/eval1/speaker_scores.md").read_text()
+    table = (tmp_path / "decode/eval1/speaker_scores.md").read_text()
+    assert "| us | 2 |" in table and "F0 error vs vocoder" in table
 
     # Every speaker on the same sentences: a stand-in "model" that speaks with the voice
     # of the sid it is given is identified as that speaker every time; one that ignores

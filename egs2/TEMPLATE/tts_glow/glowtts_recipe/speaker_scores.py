@@ -127,10 +127,33 @@ def identify(
     return out
 
 
+def vocoded_f0(vocoded_dir: Path, refs: References, fs: int, n_fft: int, n_shift: int):
+    """Mean F0 per speaker of the references through features and the vocoder
+    (``reference_vocoded/<utt>.wav``, written by the scoring stage), or None if absent.
+
+    The vocoder moves F0 by itself (Griffin-Lim reads a low voice about 10% high), so the
+    model's own error is the synthesis against this ceiling, not against the recordings.
+    """
+    if not all((vocoded_dir / f"{u}.wav").is_file() for u in refs.wavs):
+        return None
+    f0s: Dict[str, list] = {s: [] for s in refs.speakers}
+    for utt, spk in refs.utt2spk.items():
+        x = read_wav(str(vocoded_dir / f"{utt}.wav"), fs)
+        f0s[spk].append(voice_features(x, fs, n_fft, n_shift)[0])
+    return {s: float(np.mean(np.concatenate(v))) for s, v in f0s.items()}
+
+
 def score_speakers(
-    synth_dir: Path, refs: References, fs: int, n_fft: int, n_shift: int, secs=None
+    synth_dir: Path,
+    refs: References,
+    fs: int,
+    n_fft: int,
+    n_shift: int,
+    secs=None,
+    vocoded_dir: Optional[Path] = None,
 ) -> dict:
-    """Per-speaker figures of the decoded wavs ``synth_dir/<utt>.wav`` (each utt's own spk)."""
+    """Per-speaker figures of the decoded wavs ``synth_dir/<utt>.wav`` (each utt's own spk),
+    with the F0 of ``vocoded_dir``'s references through the vocoder where given."""
     rows: Dict[str, dict] = {
         s: {"utts": 0, "f0": [], "mcd": [], "log_f0_rmse": [], "correct": 0, "secs": []}
         for s in refs.speakers
@@ -154,6 +177,7 @@ def score_speakers(
         r["correct"] += got["nearest"] == spk
         if "secs" in got:
             r["secs"].append([got["secs"][s] for s in refs.speakers])
+    vocoded = vocoded_f0(vocoded_dir, refs, fs, n_fft, n_shift) if vocoded_dir else None
     out = {}
     for spk, r in rows.items():
         f0 = float(np.mean(np.concatenate(r["f0"]))) if r["f0"] else float("nan")
@@ -162,6 +186,11 @@ def score_speakers(
             "f0_synthesis_hz": f0,
             "f0_recordings_hz": refs.f0[spk],
             "f0_relative_error": (f0 - refs.f0[spk]) / refs.f0[spk],
+        }
+        if vocoded is not None:
+            out[spk]["f0_vocoded_hz"] = vocoded[spk]
+            out[spk]["f0_error_vs_vocoded"] = (f0 - vocoded[spk]) / vocoded[spk]
+        out[spk] |= {
             "mcd_db": float(np.mean(r["mcd"])),
             "log_f0_rmse": (
                 float(np.mean(r["log_f0_rmse"])) if r["log_f0_rmse"] else None
@@ -244,18 +273,25 @@ def score_all_speakers(
 
 def markdown(name: str, result: dict) -> str:
     spk = result["speakers"]
+    vocoded = "f0_vocoded_hz" in next(iter(spk.values()))
     lines = [
         f"## {name}: per-speaker scores",
         "",
-        "| speaker | utts | F0 synth (Hz) | F0 rec (Hz) | F0 error | MCD (dB) | "
-        "nearest-speaker acc |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| speaker | utts | F0 synth (Hz) | F0 rec (Hz) | F0 error | "
+        + ("F0 rec -> vocoder (Hz) | F0 error vs vocoder | " if vocoded else "")
+        + "MCD (dB) | nearest-speaker acc |",
+        "|---|---:|---:|---:|---:|" + ("---:|---:|" if vocoded else "") + "---:|---:|",
     ]
     for s, r in spk.items():
         lines.append(
             f"| {s} | {r['utterances']} | {r['f0_synthesis_hz']:.1f} | "
             f"{r['f0_recordings_hz']:.1f} | {100 * r['f0_relative_error']:+.1f}% | "
-            f"{r['mcd_db']:.2f} | {100 * r['nearest_speaker_accuracy']:.0f}% |"
+            + (
+                f"{r['f0_vocoded_hz']:.1f} | {100 * r['f0_error_vs_vocoded']:+.1f}% | "
+                if vocoded
+                else ""
+            )
+            + f"{r['mcd_db']:.2f} | {100 * r['nearest_speaker_accuracy']:.0f}% |"
         )
     lines += [
         "",
@@ -362,7 +398,13 @@ def main(cmd=None):
         set_dir, data_dir = Path(args.decode_dir) / name, Path(args.data_root) / name
         refs = References(data_dir, args.fs, args.n_fft, args.n_shift, secs)
         speakers = score_speakers(
-            set_dir / "wav", refs, args.fs, args.n_fft, args.n_shift, secs
+            set_dir / "wav",
+            refs,
+            args.fs,
+            args.n_fft,
+            args.n_shift,
+            secs,
+            vocoded_dir=set_dir / "reference_vocoded",
         )
         total = sum(r["utterances"] for r in speakers.values())
         result = {
