@@ -28,8 +28,8 @@ TOKENS = (
     "phn_tacotron_espeak_ng_english_us_vits"  # ESPnet: <token_type>_<cleaner>_<g2p>
 )
 EXP = f"exp/tts_tiny_raw_{TOKENS}"
-DECODE = f"{EXP}/decode_train.loss.ave"
-TEACHER = f"{EXP}/decode_use_teacher_forcingtrue_train.loss.ave"
+DECODE = f"{EXP}/decode_glow_tts_mini_train.loss.ave"  # espeak: the mini decode config
+TEACHER = f"{EXP}/decode_glow_tts_mini_use_teacher_forcingtrue_train.loss.ave"
 
 TINY = """\
 tts: glow_tts

@@ -100,7 +100,7 @@ def test_ids_xvectors_and_the_model_size_follow_the_data(recipe, monkeypatch):
 
 
 def test_decoding_used_each_utterances_own_speaker_and_scored_per_speaker(recipe):
-    decode = recipe / EXP / "decode_train.loss.ave" / "eval1"
+    decode = recipe / EXP / "decode_glow_tts_mini_train.loss.ave" / "eval1"
     utt2spk = read(recipe / "dump/raw/eval1/utt2spk")
     assert len(set(utt2spk.values())) == 2  # eval1 is balanced over the two voices
     assert set(p.stem for p in (decode / "wav").glob("*.wav")) == set(utt2spk)

@@ -23,7 +23,7 @@ token_type=phn
 g2p=espeak_ng_english_us_vits   # phonemes through espeak-ng (phonemizer); or --token_type char
 cleaner=tacotron
 train_config=""                 # default: conf/train.yaml, or the mini config for espeak
-inference_config=conf/decode.yaml
+inference_config=""             # default: conf/decode.yaml, or the mini one for espeak
 # Corpus options (local/data.sh)
 corpus=ljspeech                 # ljspeech | espeak
 ljspeech_root=""                # an existing LJSpeech-1.1 directory (skips the download)
@@ -67,6 +67,10 @@ size=""
 if [ -z "${train_config}" ]; then
     train_config=conf/train.yaml   # -> tuning/train_glow_tts.yaml
     [ "${corpus}" = espeak ] && train_config=conf/tuning/train_glow_tts_mini.yaml
+fi
+if [ -z "${inference_config}" ]; then
+    inference_config=conf/decode.yaml
+    [ "${corpus}" = espeak ] && inference_config=conf/tuning/decode_glow_tts_mini.yaml
 fi
 [ -n "${tacotron2_config}" ] || tacotron2_config=conf/tuning/train_tacotron2${size}.yaml
 [ -n "${fastspeech2_config}" ] || fastspeech2_config=conf/tuning/train_fastspeech2${size}.yaml
