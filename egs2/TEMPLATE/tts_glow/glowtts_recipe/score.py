@@ -22,12 +22,14 @@ Writes ``<set>/scores.json``, ``<set>/scores.md`` and ``<decode_dir>/scores.md``
 """
 
 import argparse
+import hashlib
 import json
 import os
 import re
 import sys
 import tempfile
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -51,7 +53,26 @@ SYNTHESIS_METRICS = (
 
 # ---------------------------------------------------------------------------------------
 # Spectral and pitch distances
+_MCEP_CACHE: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
+
+
 def mcep(x: np.ndarray, n_fft: int, n_shift: int) -> np.ndarray:
+    """Mel-cepstra (frames, MCEP_ORDER + 1) of a wav; each recent wav's are kept, because
+    a reference is compared with every draw and the vocoded copy (about 1 s per 2 s wav,
+    the bulk of scoring)."""
+    x = np.ascontiguousarray(x)
+    key = (hashlib.sha1(x.view(np.uint8)).digest(), x.dtype.str, n_fft, n_shift)
+    if key in _MCEP_CACHE:
+        _MCEP_CACHE.move_to_end(key)
+        return _MCEP_CACHE[key]
+    _MCEP_CACHE[key] = _mcep(x, n_fft, n_shift)
+    _MCEP_CACHE[key].flags.writeable = False  # shared between callers
+    if len(_MCEP_CACHE) > 64:
+        _MCEP_CACHE.popitem(last=False)
+    return _MCEP_CACHE[key]
+
+
+def _mcep(x: np.ndarray, n_fft: int, n_shift: int) -> np.ndarray:
     import pysptk
 
     win = pysptk.sptk.hamming(n_fft)
