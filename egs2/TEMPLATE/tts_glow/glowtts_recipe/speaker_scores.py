@@ -41,6 +41,12 @@ from glowtts_recipe.score import log_f0, mcep, read_wav, spectral_scores
 MCD_SCALE = 10.0 / np.log(10.0) * np.sqrt(2.0)  # MCD(dB) = MCD_SCALE * ||c_a - c_b||
 
 
+def voiced_f0(x: np.ndarray, fs: int, n_shift: int = 256) -> np.ndarray:
+    """F0 in Hz of the voiced frames of a wav."""
+    f0 = np.exp(log_f0(x, fs, n_shift))  # NaN where unvoiced
+    return f0[~np.isnan(f0)]
+
+
 def voice_features(
     x: np.ndarray, fs: int, n_fft: int = 1024, n_shift: int = 256
 ) -> Tuple[np.ndarray, np.ndarray]:
@@ -127,7 +133,7 @@ def identify(
     return out
 
 
-def vocoded_f0(vocoded_dir: Path, refs: References, fs: int, n_fft: int, n_shift: int):
+def vocoded_f0(vocoded_dir: Path, refs: References, fs: int, n_shift: int):
     """Mean F0 per speaker of the references through features and the vocoder
     (``reference_vocoded/<utt>.wav``, written by the scoring stage), or None if absent.
 
@@ -139,7 +145,7 @@ def vocoded_f0(vocoded_dir: Path, refs: References, fs: int, n_fft: int, n_shift
     f0s: Dict[str, list] = {s: [] for s in refs.speakers}
     for utt, spk in refs.utt2spk.items():
         x = read_wav(str(vocoded_dir / f"{utt}.wav"), fs)
-        f0s[spk].append(voice_features(x, fs, n_fft, n_shift)[0])
+        f0s[spk].append(voiced_f0(x, fs, n_shift))  # no mel-cepstra: 1 s a wav
     return {s: float(np.mean(np.concatenate(v))) for s, v in f0s.items()}
 
 
@@ -177,7 +183,7 @@ def score_speakers(
         r["correct"] += got["nearest"] == spk
         if "secs" in got:
             r["secs"].append([got["secs"][s] for s in refs.speakers])
-    vocoded = vocoded_f0(vocoded_dir, refs, fs, n_fft, n_shift) if vocoded_dir else None
+    vocoded = vocoded_f0(vocoded_dir, refs, fs, n_shift) if vocoded_dir else None
     out = {}
     for spk, r in rows.items():
         f0 = float(np.mean(np.concatenate(r["f0"]))) if r["f0"] else float("nan")
