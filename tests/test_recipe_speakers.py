@@ -12,7 +12,7 @@ import shutil
 
 import numpy as np
 import pytest
-from test_recipe import TINY, copy_recipe, env
+from test_recipe import DECODE, EXP, TINY, copy_recipe, env
 
 pytest.importorskip("resemblyzer")
 pytestmark = [
@@ -22,8 +22,6 @@ pytestmark = [
     ),
 ]
 
-TOKENS = "phn_tacotron_espeak_ng_english_us_vits"
-EXP = f"exp/tts_tiny_raw_{TOKENS}"
 ARGS = [
     "--corpus",
     "espeak",
@@ -100,7 +98,7 @@ def test_ids_xvectors_and_the_model_size_follow_the_data(recipe, monkeypatch):
 
 
 def test_decoding_used_each_utterances_own_speaker_and_scored_per_speaker(recipe):
-    decode = recipe / EXP / "decode_glow_tts_mini_train.loss.ave" / "eval1"
+    decode = recipe / DECODE / "eval1"
     utt2spk = read(recipe / "dump/raw/eval1/utt2spk")
     assert len(set(utt2spk.values())) == 2  # eval1 is balanced over the two voices
     assert set(p.stem for p in (decode / "wav").glob("*.wav")) == set(utt2spk)
