@@ -158,3 +158,17 @@ def test_the_ceiling_goes_through_the_given_vocoder(decoded, tmp_path):
     wrong = write_pwg_hifigan(tmp_path / "hop128", fs=FS, hop=128, n_mels=80)
     with pytest.raises(ValueError, match="n_shift 128 .vocoder. != 256"):
         _score(decoded, "--dnsmos", "none", "--vocoder_file", str(wrong))
+
+
+def test_wavs_analysed_in_parallel_give_the_serial_numbers(decoded):
+    wavs = [
+        score.read_wav(p, FS) for p in sorted(decoded["set_dir"].glob("wav*/*.wav"))
+    ]
+    serial = [(score._mcep(x, 1024, HOP), score._log_f0(x, FS, HOP)) for x in wavs]
+    score._ANALYSES.clear()
+    score.analyse_in_parallel(wavs, FS, 1024, HOP, jobs=2)
+    assert len(score._ANALYSES) == 2 * len(wavs)  # done in the workers, kept here
+    for x, (mc, f0) in zip(wavs, serial):
+        np.testing.assert_array_equal(score.mcep(x, 1024, HOP), mc)
+        np.testing.assert_array_equal(score.log_f0(x, FS, HOP), f0)
+    assert len(score._ANALYSES) == 2 * len(wavs)  # nothing computed again

@@ -53,23 +53,72 @@ SYNTHESIS_METRICS = (
 
 # ---------------------------------------------------------------------------------------
 # Spectral and pitch distances
-_MCEP_CACHE: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
+# A wav's mel-cepstra and F0 are kept (about 100 KB each): a reference is compared with
+# every draw and the vocoded copy, and pysptk's mel-cepstra (about 1 s per 2 s of audio)
+# are the bulk of scoring.
+_ANALYSES: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
+_MAX_ANALYSES = 2048
+
+
+def _key(name: str, x: np.ndarray, *args) -> tuple:
+    x = np.ascontiguousarray(x)
+    return (name, hashlib.sha1(x.view(np.uint8)).digest(), x.dtype.str, len(x), *args)
+
+
+def _remember(key: tuple, value: np.ndarray) -> np.ndarray:
+    value.flags.writeable = False  # shared between callers
+    _ANALYSES[key] = value
+    if len(_ANALYSES) > _MAX_ANALYSES:
+        _ANALYSES.popitem(last=False)
+    return value
+
+
+def _memo(name: str, fn, x: np.ndarray, *args) -> np.ndarray:
+    key = _key(name, x, *args)
+    if key in _ANALYSES:
+        _ANALYSES.move_to_end(key)
+        return _ANALYSES[key]
+    return _remember(key, fn(np.ascontiguousarray(x), *args))
 
 
 def mcep(x: np.ndarray, n_fft: int, n_shift: int) -> np.ndarray:
-    """Mel-cepstra (frames, MCEP_ORDER + 1) of a wav; each recent wav's are kept, because
-    a reference is compared with every draw and the vocoded copy (about 1 s per 2 s wav,
-    the bulk of scoring)."""
-    x = np.ascontiguousarray(x)
-    key = (hashlib.sha1(x.view(np.uint8)).digest(), x.dtype.str, n_fft, n_shift)
-    if key in _MCEP_CACHE:
-        _MCEP_CACHE.move_to_end(key)
-        return _MCEP_CACHE[key]
-    _MCEP_CACHE[key] = _mcep(x, n_fft, n_shift)
-    _MCEP_CACHE[key].flags.writeable = False  # shared between callers
-    if len(_MCEP_CACHE) > 64:
-        _MCEP_CACHE.popitem(last=False)
-    return _MCEP_CACHE[key]
+    """Mel-cepstra (frames, MCEP_ORDER + 1) of a wav."""
+    return _memo("mcep", _mcep, x, n_fft, n_shift)
+
+
+def log_f0(x: np.ndarray, fs: int, n_shift: int) -> np.ndarray:
+    """log F0 per frame of a wav, NaN where unvoiced (pyworld DIO + StoneMask)."""
+    return _memo("log_f0", _log_f0, x, fs, n_shift)
+
+
+def _analyse(x: np.ndarray, fs: int, n_fft: int, n_shift: int):
+    return _mcep(x, n_fft, n_shift), _log_f0(x, fs, n_shift)
+
+
+def analyse_in_parallel(wavs, fs: int, n_fft: int, n_shift: int, jobs: int) -> None:
+    """Mel-cepstra and F0 of many wavs in ``jobs`` processes, kept for ``mcep`` and
+    ``log_f0``: both are single-threaded C, and scoring has nothing else to do meanwhile.
+    """
+    todo = {}
+    for x in wavs:
+        if _key("mcep", x, n_fft, n_shift) not in _ANALYSES:
+            todo[_key("mcep", x, n_fft, n_shift)] = np.ascontiguousarray(x)
+    if jobs <= 1 or len(todo) < 2:
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: forked children of a process that has run torch's OpenMP can hang
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=context) as pool:
+        arrays = list(todo.values())
+        n = len(arrays)
+        results = pool.map(
+            _analyse, arrays, [fs] * n, [n_fft] * n, [n_shift] * n, chunksize=4
+        )
+        for x, (mc, f0) in zip(arrays, results):
+            _remember(_key("mcep", x, n_fft, n_shift), mc)
+            _remember(_key("log_f0", x, fs, n_shift), f0)
 
 
 def _mcep(x: np.ndarray, n_fft: int, n_shift: int) -> np.ndarray:
@@ -92,7 +141,7 @@ def _mcep(x: np.ndarray, n_fft: int, n_shift: int) -> np.ndarray:
     )
 
 
-def log_f0(x: np.ndarray, fs: int, n_shift: int) -> np.ndarray:
+def _log_f0(x: np.ndarray, fs: int, n_shift: int) -> np.ndarray:
     import pyworld
 
     x = x.astype(np.float64)
@@ -252,6 +301,15 @@ def _through(fbank, vocoder):
     return resynthesise
 
 
+def griffin_lim_vocoder(conf: dict, griffin_lim_iters: int):
+    """ESPnet's Griffin-Lim on the model's log-mel features, as decoding runs it."""
+    from espnet2.utils.griffin_lim import Spectrogram2Waveform
+
+    return Spectrogram2Waveform(
+        **_fbank(conf).get_parameters(), griffin_lim_iters=griffin_lim_iters
+    )
+
+
 def griffin_lim_resynthesis(conf: dict, griffin_lim_iters: int):
     """wav -> wav through the model's log-mel features and ESPnet's Griffin-Lim, from the
     same initial phases every time."""
@@ -259,15 +317,8 @@ def griffin_lim_resynthesis(conf: dict, griffin_lim_iters: int):
     from unittest import mock
 
     import librosa
-    from espnet2.utils.griffin_lim import Spectrogram2Waveform
 
-    fbank = _fbank(conf)
-    resynthesise = _through(
-        fbank,
-        Spectrogram2Waveform(
-            **fbank.get_parameters(), griffin_lim_iters=griffin_lim_iters
-        ),
-    )
+    resynthesise = _through(_fbank(conf), griffin_lim_vocoder(conf, griffin_lim_iters))
     # ESPnet calls librosa.griffinlim, whose random initial phases come from an unseeded
     # generator: the ceiling's dev CER moved from 10.6% to 12.5% between two scorings of
     # the same recordings. A fixed seed makes the ceiling one number per recording.
@@ -283,7 +334,15 @@ def griffin_lim_resynthesis(conf: dict, griffin_lim_iters: int):
 def vocoder_resynthesis(
     conf: dict, vocoder_file: str, vocoder_config: Optional[str] = None
 ) -> Tuple[Callable[[np.ndarray], np.ndarray], str]:
-    """(wav -> wav through the model's features and the vocoder, its name).
+    """(wav -> wav through the model's features and the vocoder, its name)."""
+    vocoder, name = file_vocoder(conf, vocoder_file, vocoder_config)
+    return _through(_fbank(conf), vocoder), name
+
+
+def file_vocoder(
+    conf: dict, vocoder_file: str, vocoder_config: Optional[str] = None
+) -> Tuple[Callable, str]:
+    """(log-mel (frames, bins) -> wav, its name) from a vocoder checkpoint.
 
     The vocoder is loaded as ``Text2Speech(vocoder_file=...)`` loads it
     (``TTSTask.build_vocoder_from_file``, with espnet_glowtts' checks that its features
@@ -308,7 +367,7 @@ def vocoder_resynthesis(
         ),
         vocoder,
     )  # the generator's type
-    return _through(fbank, vocoder), f"{type(inner).__name__} ({vocoder_file})"
+    return vocoder, f"{type(inner).__name__} ({vocoder_file})"
 
 
 # ---------------------------------------------------------------------------------------
@@ -369,11 +428,12 @@ def score_set(
     dnsmos=None,
     dnsmos_name: str = "not computed",
     ceiling=None,
+    jobs: int = 1,
 ) -> dict:
     """Score one decoded set.
 
     ``ceiling`` is ``vocoder_resynthesis(...)``, the vocoder that decoding used; None means
-    Griffin-Lim with ``gl_iters`` iterations.
+    Griffin-Lim with ``gl_iters`` iterations. ``jobs`` processes analyse the wavs.
     """
     fe = conf.get("feats_extract_conf") or {}
     fs, n_fft, n_shift = (
@@ -422,15 +482,29 @@ def score_set(
         }
         for u in utts
     }
+    wavs = {}  # utt -> (recording, through the vocoder, [draws])
     for utt in utts:
         ref = read_wav(refs[utt], fs)
         voc = resynth(ref)
         write_wav(voc_dir / f"{utt}.wav", voc, fs)
+        wavs[utt] = (
+            ref,
+            voc,
+            [read_wav(wav_of("synthesis", utt, d), fs) for _, d in draws],
+        )
+    analyse_in_parallel(
+        [x for ref, voc, syn in wavs.values() for x in (ref, voc, *syn)],
+        fs,
+        n_fft,
+        n_shift,
+        jobs,
+    )
+    for utt in utts:
+        ref, voc, syn = wavs[utt]
         row = per_utt[utt]
-        scored = [
-            (row["synthesis"][i], read_wav(wav_of("synthesis", utt, d), fs))
-            for i, (_, d) in enumerate(draws)
-        ] + [(row["reference_vocoded"], voc)]
+        scored = [(row["synthesis"][i], x) for i, x in enumerate(syn)] + [
+            (row["reference_vocoded"], voc)
+        ]
         for out, x in scored:
             mcd, f0 = spectral_scores(x, ref, fs, n_fft, n_shift)
             out.update(
@@ -607,6 +681,12 @@ def main(cmd=None):
         help="as used in decoding without a vocoder (ESPnet's default: 8)",
     )
     parser.add_argument("--max_utts", type=int, default=0, help="0: all")
+    parser.add_argument(
+        "--nj",
+        type=int,
+        default=min(4, os.cpu_count() or 1),
+        help="processes for the mel-cepstra and F0 (default: the cores, at most 4)",
+    )
     parser.add_argument("sets", nargs="+")
     args = parser.parse_args(cmd)
     import yaml
@@ -641,6 +721,7 @@ def main(cmd=None):
             dnsmos,
             dnsmos_name,
             ceiling,
+            args.nj,
         )
         summary.append(markdown(r))
         s, v = r["systems"], r["systems"]["reference_vocoded"]
