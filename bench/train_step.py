@@ -2,7 +2,8 @@
 """Training step and inference of our Glow-TTS against Coqui TTS's GlowTTS (issue 13).
 
 Both models are the paper's base configuration with random weights (ours: ``GlowTTS``
-defaults; Coqui: ``GlowTTSConfig()`` defaults, coqui-tts 0.28). They get the same work:
+defaults; Coqui: ``GlowTTSConfig()`` defaults, coqui-tts 0.28, plus the paper's relative
+attention window of 4, which its defaults leave out). They get the same work:
 
 * **Training step** = forward, both losses (MLE + duration), backward, gradient clipping at
   5 and an Adam step, on the same batch: B utterances whose lengths follow LJSpeech's
@@ -143,7 +144,11 @@ class Coqui:
         from TTS.tts.models.glow_tts import GlowTTS
 
         torch.manual_seed(0)
-        self._build = lambda: GlowTTS(GlowTTSConfig()).to(device)
+        config = GlowTTSConfig()
+        # Its default encoder_params leave the window out, which turns the relative
+        # position attention off; the paper (and ours) use a window of 4.
+        config.encoder_params["rel_attn_window_size"] = 4
+        self._build = lambda: GlowTTS(config).to(device)
         self.model = self._build()
         self.criterion = self.model.get_criterion()
         self.forced = None
