@@ -35,13 +35,16 @@ num_speakers=""                 # espeak: voices (default: 1)
 num_languages=""                # espeak: languages (default: 1)
 use_sid=false                   # tts.sh's --use_sid; true also makes every corpus line name its speaker
 # After tts.sh
-compare=false                   # also train ESPnet's Tacotron2/FastSpeech2 and compare
+compare=false                   # also train ESPnet's Tacotron2/FastSpeech2 and Coqui's GlowTTS, and compare
 tacotron2_config=""             # --compare: default conf/tuning/train_tacotron2.yaml (espeak: _mini)
 fastspeech2_config=""           # --compare: default conf/tuning/train_fastspeech2.yaml (espeak: _mini)
+coqui=auto                      # --compare: Coqui's GlowTTS too (auto: when its venv exists)
+coqui_python=""                 # --compare: its venv's python (default: bench/train_step.py's)
 
 OPTIONS="fs n_fft n_shift train_set valid_set test_sets token_type g2p cleaner train_config
     inference_config corpus ljspeech_root text_list max_sentences num_dev num_eval
-    num_speakers num_languages use_sid compare tacotron2_config fastspeech2_config"
+    num_speakers num_languages use_sid compare tacotron2_config fastspeech2_config coqui
+    coqui_python"
 . "${recipe_dir}/scripts/options.sh"
 for a in "$@"; do
     case "${a}" in
@@ -59,6 +62,7 @@ parse_options "${OPTIONS}" "$@"
 # relative to the recipe directory, as in ESPnet.
 [ -n "${text_list}" ] && text_list="$(realpath -m "${text_list}")"
 [ -n "${ljspeech_root}" ] && ljspeech_root="$(realpath -m "${ljspeech_root}")"
+[ -n "${coqui_python}" ] && coqui_python="$(realpath -ms "${coqui_python}")"  # a venv's link
 cd "${recipe_dir}"
 
 # The CPU-sized configs go with the small espeak corpus, the full ones with LJSpeech.
@@ -94,13 +98,15 @@ data_opts="--corpus ${corpus}"
 
 # With --compare true, scripts/compare.sh trains ESPnet's Tacotron2 / FastSpeech2 on the same
 # dump/raw, FastSpeech2 with the durations of the trained Glow-TTS (teacher forcing through
-# tts.sh, then --teacher_dumpdir). It gets the options used above.
+# tts.sh, then --teacher_dumpdir), and Coqui's GlowTTS with its own trainer when its venv
+# exists (--coqui, --coqui_python). It gets the options used above.
 if [ "${compare}" = true ]; then
     scripts/compare.sh --fs "${fs}" --n_fft "${n_fft}" --n_shift "${n_shift}" \
         --token_type "${token_type}" --g2p "${g2p}" --cleaner "${cleaner}" \
         --train_set "${train_set}" --valid_set "${valid_set}" --test_sets "${test_sets}" \
         --glow_tts_config "${train_config}" --inference_config "${inference_config}" \
         --tacotron2_config "${tacotron2_config}" --fastspeech2_config "${fastspeech2_config}" \
+        --coqui "${coqui}" ${coqui_python:+--coqui_python "${coqui_python}"} \
         --reproduce "./run.sh --corpus ${corpus} --compare true" --use_sid "${use_sid}" \
         "${REST[@]+"${REST[@]}"}"
 fi

@@ -5,7 +5,8 @@
 wall time (train + valid time summed over epochs; process start-up not included).
 
 ``table``: one markdown table (model, params, train steps in the budget, training time,
-RTF, MCD, log-F0 RMSE, CER) from each system's experiment and its stage-7 scores
+RTF, MCD, log-F0 RMSE, CER, DNSMOS OVRL; mean +- spread over the decoding draws) from
+each system's experiment (ESPnet's, or Coqui's ``coqui_run.json``) and its stage-7 scores
 (``<decode_dir>/<set>/scores.json``), written to ``--out`` and, between markers, into
 ``--readme``::
 
@@ -20,6 +21,7 @@ import json
 import sys
 from pathlib import Path
 
+from glowtts_recipe.coqui_glowtts import RUN_FILE as COQUI_RUN_FILE
 from glowtts_recipe.datadir import DataError, atomic_write, main_guard
 
 BEGIN, END = "<!-- compare.sh results: begin -->", "<!-- compare.sh results: end -->"
@@ -67,28 +69,45 @@ def _fmt(v, spec=""):
     return "n/a" if v is None else format(v, spec)
 
 
+def _cell(scores: dict, metric: str) -> str:
+    """The synthesis' mean over draws, with its spread when there is one."""
+    mean = scores["systems"]["synthesis"].get(metric)
+    sd = scores.get("spread", {}).get("synthesis", {}).get(metric)
+    return _fmt(mean) + ("" if sd is None or mean is None else f" ± {sd}")
+
+
+def system_summary(exp_dir, model_file: str) -> tuple:
+    """(training summary, parameters) of an ESPnet experiment or a Coqui run."""
+    coqui = Path(exp_dir) / COQUI_RUN_FILE
+    if coqui.is_file():
+        run = json.loads(coqui.read_text())
+        return {k: run[k] for k in ("epochs", "steps", "train_seconds")}, run["params"]
+    return training_summary(exp_dir), count_params(exp_dir, model_file)
+
+
 def build_table(systems, test_set: str, model_file: str) -> str:
     rows = [
         "| model | params | train steps in budget | training time | RTF | MCD (dB) | "
-        "log-F0 RMSE | CER (%) |",
-        "|---|---|---|---|---|---|---|---|",
+        "log-F0 RMSE | CER (%) | DNSMOS OVRL |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     notes = []
     for name, exp_dir, decode_dir in systems:
-        summary = training_summary(exp_dir)
-        params = count_params(exp_dir, model_file)
+        summary, params = system_summary(exp_dir, model_file)
         scores_file = Path(decode_dir) / test_set / "scores.json"
         if not scores_file.is_file():
             raise DataError(f"{scores_file}: missing (decode and score first: stage 7)")
         scores = json.loads(scores_file.read_text())
-        syn = scores["systems"]["synthesis"]
         ref_gl = scores["systems"].get("reference_vocoded", {})
         minutes = summary["train_seconds"] / 60
         rows.append(
             f"| {name} | {params / 1e6:.2f}M | {summary['steps']} "
             f"({summary['epochs']} epochs) | {minutes:.1f} min | "
-            f"{_fmt(scores.get('rtf'), '.3f')} | {_fmt(syn.get('mcd'))} | "
-            f"{_fmt(syn.get('log_f0_rmse'))} | {_fmt(syn.get('cer'))} |"
+            f"{_fmt(scores.get('rtf'), '.3f')} | "
+            + " | ".join(
+                _cell(scores, m) for m in ("mcd", "log_f0_rmse", "cer", "dnsmos_ovrl")
+            )
+            + " |"
         )
         notes.append((ref_gl, scores.get("vocoder", "Griffin-Lim")))
     ref, vocoder = notes[0] if notes else ({}, None)
@@ -97,7 +116,8 @@ def build_table(systems, test_set: str, model_file: str) -> str:
         text += (
             f"\nReference recordings through the same features and {vocoder} "
             f"(the vocoder's ceiling): MCD {_fmt(ref.get('mcd'))}, log-F0 RMSE "
-            f"{_fmt(ref.get('log_f0_rmse'))}, CER {_fmt(ref.get('cer'))}.\n"
+            f"{_fmt(ref.get('log_f0_rmse'))}, CER {_fmt(ref.get('cer'))}, DNSMOS OVRL "
+            f"{_fmt(ref.get('dnsmos_ovrl'))}.\n"
         )
     return text
 

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Issue 5: ESPnet's Tacotron2 and FastSpeech2 against Glow-TTS, on the same dump, token list,
-# features, test sets and training wall-clock budget. FastSpeech2 learns its durations from
-# the trained Glow-TTS (teacher forcing: MAS on the real features), so Glow-TTS is ESPnet's
-# duration teacher and no external aligner is used.
+# Issues 5 and 13: ESPnet's Tacotron2 and FastSpeech2, and Coqui TTS's GlowTTS, against our
+# Glow-TTS, on the same wavs, sets, features and training wall-clock budget. FastSpeech2
+# learns its durations from the trained Glow-TTS (teacher forcing: MAS on the real
+# features), so Glow-TTS is ESPnet's duration teacher and no external aligner is used.
+# Coqui's GlowTTS trains with its own trainer, in its own venv (--coqui_python), on the
+# same wavs with its own espeak-ng phonemizer, and is decoded into log-mel features that
+# go through the same vocoder and scoring as ours.
 #
 #   ./run.sh --corpus espeak --compare true         # after (or with) the Glow-TTS stages
 #   scripts/compare.sh --glow_tts_config conf/tuning/train_glow_tts_mini.yaml \
@@ -17,9 +20,14 @@
 #   3 train Tacotron2          } each for the Glow-TTS training time (--budget_minutes auto:
 #   4 train FastSpeech2        } its reporter's train + valid time), stopped between epochs;
 #                                FastSpeech2 reads the teacher dump as tts.sh stage 6 does
-#   5 decode and score both with tts.sh stage 7 (Griffin-Lim, MCD, log-F0 RMSE, CER, RTF)
-#   6 one table (model, params, train steps in budget, RTF, MCD, log-F0 RMSE, CER) into
-#     <compare_dir>/results.md and the recipe's README.md
+#   5 train Coqui's GlowTTS     } (--coqui auto: when --coqui_python exists), with the
+#                                architecture and optimiser of the Glow-TTS config
+#                                (glowtts_recipe.coqui_glowtts)
+#   6 decode and score: Tacotron2 and FastSpeech2 with tts.sh stage 7; Coqui in its venv,
+#     then our vocoder (glowtts_recipe.vocode) and scoring (glowtts_recipe.score): MCD,
+#     log-F0 RMSE, CER, DNSMOS, RTF, over --score_seeds draws
+#   7 one table (model, params, train steps in budget, RTF, MCD, log-F0 RMSE, CER, DNSMOS
+#     OVRL, mean +- spread over draws) into <compare_dir>/results.md and the README.md
 # Run.sh passes its corpus/token options and the tts.sh options it was given; tts.sh
 # options that do not concern this script (--stage, --stop_stage, ...) are ignored.
 set -euo pipefail
@@ -61,11 +69,13 @@ score_seeds=3
 score_asr=auto
 # This script
 compare_stage=1
-compare_stop_stage=6
+compare_stop_stage=7
 compare_dir=""             # default: ${expdir}/compare
 budget_minutes=auto        # auto: the Glow-TTS training time (its reporter's); or minutes
 tacotron2_config=conf/tuning/train_tacotron2.yaml
 fastspeech2_config=conf/tuning/train_fastspeech2.yaml
+coqui=auto                 # Coqui's GlowTTS: auto (when its venv exists) | true | false
+coqui_python=""            # its venv's python (default: bench/results/peers/coqui-tts-venv)
 compare_set=""             # test set of the table (default: the last of test_sets)
 reproduce="./run.sh --compare true"   # the command the table says reproduces it
 readme=README.md
@@ -74,8 +84,8 @@ OPTIONS="fs n_fft n_shift win_length fmin fmax n_mels token_type g2p cleaner tra
     glow_tts_config ngpu nj python dumpdir expdir tts_exp tag train_args tts_stats_dir inference_config
     inference_model inference_tag griffin_lim_config vocoder_file score_seeds score_asr
     compare_stage compare_stop_stage compare_dir budget_minutes tacotron2_config
-    fastspeech2_config compare_set reproduce readme"
-for a in "$@"; do case "${a}" in -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac; done
+    fastspeech2_config coqui coqui_python compare_set reproduce readme"
+for a in "$@"; do case "${a}" in -h|--help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac; done
 
 cd "$(dirname "$0")/.."
 . ./path.sh
@@ -101,6 +111,21 @@ token_list="${dumpdir}/token_list/${ttag}/tokens.txt"
 taco_exp="${compare_dir}/tts_$(basename "${tacotron2_config}" .yaml)"
 fs2_exp="${compare_dir}/tts_$(basename "${fastspeech2_config}" .yaml)"
 fs2_stats="${compare_dir}/fs2_stats"
+coqui_exp="${compare_dir}/coqui_glow_tts"
+coqui_decode="${coqui_exp}/decode_$(basename "${inference_config}" .yaml)"
+[ -n "${coqui_python}" ] || coqui_python="${MAIN_ROOT}/bench/results/peers/coqui-tts-venv/bin/python"
+use_coqui=false
+case "${coqui}" in
+    true) [ -x "${coqui_python}" ] || die "--coqui true: ${coqui_python} not found (python bench/train_step.py --install-peers creates Coqui's venv)"
+          use_coqui=true ;;
+    auto) if [ -x "${coqui_python}" ]; then use_coqui=true
+          else log "Coqui's GlowTTS: skipped, no ${coqui_python} (python bench/train_step.py --install-peers creates it)"; fi ;;
+    false) ;;
+    *) die "--coqui ${coqui}: expected auto, true or false" ;;
+esac
+coqui_recipe() {  # Coqui's venv with only this recipe's package on top (no espnet there)
+    PYTHONPATH="${MAIN_ROOT}/egs2/TEMPLATE/tts_glow" "${coqui_python}" -m glowtts_recipe.coqui_glowtts "$@"
+}
 mkdir -p "${compare_dir}"
 # The tts.sh options of this comparison (features, tokens, sets, decoding).
 tts_opts=(--ngpu "${ngpu}" --nj "${nj}" --inference_nj "${nj}" --python "${python}"
@@ -233,36 +258,101 @@ if in_stages 4; then
         --energy_normalize_conf "stats_file=${fs2_stats}/train/energy_stats.npz"
 fi
 
-# ---- 5. decoding and scoring through tts.sh ---------------------------------------------------
-if in_stages 5; then
+if in_stages 5 && [ "${use_coqui}" = true ]; then
+    if [ -f "${coqui_exp}/coqui_run.json" ]; then
+        log "Coqui's GlowTTS: already trained (${coqui_exp}/coqui_run.json); delete it to redo"
+    else
+        budget=$(budget_seconds)
+        [ -n "${budget}" ] && [ "${budget}" -gt 0 ] || die "no training budget (Glow-TTS: ${tts_exp})"
+        log "stage 5: Coqui's GlowTTS with its own trainer (${coqui_python}) for ${budget} s -> ${coqui_exp} (log: ${coqui_exp}/train.log)"
+        rm -rf "${coqui_exp}"/coqui_glow_tts-*  # an interrupted run starts again
+        mkdir -p "${coqui_exp}"
+        coqui_recipe train --train_dir "${dumpdir}/raw/${train_set}" \
+            --valid_dir "${dumpdir}/raw/${valid_set}" --glow_tts_config "${tts_exp}/config.yaml" \
+            --budget_seconds "${budget}" --out_dir "${coqui_exp}" > "${coqui_exp}/train.log" 2>&1 \
+            || { tail -n 30 "${coqui_exp}/train.log" >&2; die "Coqui's GlowTTS: training failed (${coqui_exp}/train.log)"; }
+    fi
+fi
+
+# ---- 6. decoding and scoring ------------------------------------------------------------------
+if in_stages 6; then
     for pair in "tacotron2:${taco_exp}:${tacotron2_config}" "fastspeech2:${fs2_exp}:${fastspeech2_config}"; do
         IFS=: read -r name exp config <<< "${pair}"
-        log "stage 5: decoding and scoring ${name} (tts.sh stage 7, markers in its decoding directory)"
+        log "stage 6: decoding and scoring ${name} (tts.sh stage 7, markers in its decoding directory)"
         ./tts.sh "${tts_opts[@]}" --stage 7 --stop_stage 7 --tts_exp "${exp}" \
             --train_config "${config}" --inference_tag "${inference_tag}"
     done
 fi
+if in_stages 6 && [ "${use_coqui}" = true ]; then
+    # Coqui decodes at our decoding config's temperature and speed, in its venv; its
+    # features then go through our vocoder and scoring. Each set is redone as a whole.
+    noise=$(yaml_get "${inference_config}" noise_scale)
+    length=$(yaml_get "${inference_config}" length_scale)
+    voc_opts=(--vocoder_file "${vocoder_file}")
+    if [ "${vocoder_file}" = none ]; then
+        gl_iters=$(yaml_get "${griffin_lim_config}" griffin_lim_iters)
+        voc_opts=(--griffin_lim_iters "${gl_iters:-8}")
+    fi
+    set_dirs=()
+    scored=true
+    for dset in ${test_sets}; do
+        [ "${coqui_decode}/${dset}/scores.json" -nt "${coqui_exp}/coqui_run.json" ] || scored=false
+    done
+    [ "${scored}" = false ] || log "stage 6: Coqui's GlowTTS: already decoded and scored (${coqui_decode}); delete it to redo"
+fi
+if in_stages 6 && [ "${use_coqui}" = true ] && [ "${scored}" = false ]; then
+    for dset in ${test_sets}; do
+        log "stage 6: decoding ${dset} with Coqui's GlowTTS (${score_seeds} draws, noise_scale ${noise:-0.333}) -> ${coqui_decode}/${dset}"
+        rm -rf "${coqui_decode:?}/${dset}"
+        coqui_recipe synthesize --exp_dir "${coqui_exp}" --data_dir "${dumpdir}/raw/${dset}" \
+            --out_dir "${coqui_decode}/${dset}" --seeds "${score_seeds}" \
+            --noise_scale "${noise:-0.333}" --length_scale "${length:-1.0}" \
+            > "${coqui_exp}/decode.${dset}.log" 2>&1 \
+            || { tail -n 30 "${coqui_exp}/decode.${dset}.log" >&2; die "Coqui's GlowTTS: decoding ${dset} failed"; }
+        set_dirs+=("${coqui_decode}/${dset}")
+    done
+    log "stage 6: Coqui's features through $([ "${vocoder_file}" = none ] && echo Griffin-Lim || echo "${vocoder_file}"), then scoring"
+    ${python} -m glowtts_recipe.vocode --train_config "${tts_exp}/config.yaml" "${voc_opts[@]}" \
+        "${set_dirs[@]}" 2>&1 | sed '/^\[nltk_data\]/d' >&2
+    # shellcheck disable=SC2086
+    ${python} -m glowtts_recipe.score --train_config "${tts_exp}/config.yaml" \
+        --decode_dir "${coqui_decode}" --data_root "${dumpdir}/raw" --asr "${score_asr}" \
+        "${voc_opts[@]}" ${test_sets} 2>&1 | sed '/^\[nltk_data\]/d' | tee "${coqui_decode}/score.log" >&2
+fi
 
-# ---- 6. the table ------------------------------------------------------------------------------
-if in_stages 6; then
+# ---- 7. the table ------------------------------------------------------------------------------
+if in_stages 7; then
     [ -f "${glow_decode}/${compare_set}/scores.json" ] || \
         die "${glow_decode}/${compare_set}/scores.json not found: run run.sh stage 7 for Glow-TTS"
     hw="$(nproc) CPU core(s)"
     [ "${ngpu}" -gt 0 ] && hw+=" and ${ngpu} GPU(s)"
     budget_text="the Glow-TTS training time"
     [ "${budget_minutes}" = auto ] || budget_text="a fixed budget (--budget_minutes ${budget_minutes})"
-    title="### Glow-TTS vs ESPnet's Tacotron2 and FastSpeech2 (${compare_set}, $(date '+%Y-%m-%d'))
+    coqui_system=()
+    coqui_text=""
+    peers="ESPnet's Tacotron2 and FastSpeech2"
+    if [ "${use_coqui}" = true ] && [ -f "${coqui_exp}/coqui_run.json" ]; then
+        coqui_system=(--system "Coqui GlowTTS, its trainer=${coqui_exp}:${coqui_decode}")
+        peers+=" and Coqui's GlowTTS"
+        coqui_text=" Coqui TTS's GlowTTS (${coqui_python}) was trained by its own trainer
+for the same budget, with our config's architecture and optimiser, Coqui's espeak-ng
+phonemizer and mel normalisation on the same mel settings, and decoded through the same
+vocoder and scoring."
+    fi
+    title="### Glow-TTS vs ${peers} (${compare_set}, $(date '+%Y-%m-%d'))
 
 Same dump, token list (${ttag}), features and test set. Tacotron2 and FastSpeech2 were
 trained for ${budget_text} ($(awk -v s="$(budget_seconds)" 'BEGIN { printf "%.1f", s / 60 }') min of ESPnet-reported
 train + valid time; each stopped at the first epoch that reached it) on ${hw};
 FastSpeech2 learnt its durations from Glow-TTS (teacher forcing, MAS, through
 \`--teacher_dumpdir\`). Vocoder: ${vocoder_file/none/Griffin-Lim}; scores from stage 7;
-RTF as decoded. Reproduce: \`${reproduce}\`."
+RTF as decoded.${coqui_text} Mean +- spread over ${score_seeds} decoding draws. Reproduce:
+\`${reproduce}\`."
     ${python} -m glowtts_recipe.compare_report table --set "${compare_set}" \
         --model_file "${inference_model}" --title "${title}" \
         --system "Glow-TTS=${tts_exp}:${glow_decode}" \
         --system "Tacotron2=${taco_exp}:${taco_exp}/${inference_tag}" \
         --system "FastSpeech2 (Glow-TTS durations)=${fs2_exp}:${fs2_exp}/${inference_tag}" \
+        "${coqui_system[@]+"${coqui_system[@]}"}" \
         --out "${compare_dir}/results.md" --readme "${readme}" 2>&1 | sed '/^\[nltk_data\]/d'
 fi
