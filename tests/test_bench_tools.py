@@ -143,3 +143,17 @@ def test_robustness_inputs_grow_to_the_targets():
             item["target"],
             item["text"],
         )
+
+
+def test_compare_report_summary_gives_the_shell_whole_seconds(tmp_path, capsys):
+    # compare.sh compares budgets with [ -ge ]: a float there stopped the comparison
+    from glowtts_recipe.compare_report import main
+
+    epoch = dict(time={"__timedelta_seconds__": 500.4}, total_count=250)
+    stats = {1: dict(train=epoch, valid=dict(time={"__timedelta_seconds__": 36.5}))}
+    stats[2] = dict(train=dict(epoch, total_count=500), valid=stats[1]["valid"])
+    torch.save(dict(reporter=dict(stats=stats)), tmp_path / "checkpoint.pth")
+    main(["summary", str(tmp_path), "--field", "train_seconds"])
+    assert capsys.readouterr().out.strip() == "1074"  # 2 x (500.4 + 36.5) = 1073.8
+    main(["summary", str(tmp_path)])
+    assert '"steps": 500' in capsys.readouterr().out

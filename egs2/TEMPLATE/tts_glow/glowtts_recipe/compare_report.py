@@ -2,7 +2,8 @@
 
 ``summary EXP_DIR [--field F]``: what an ESPnet training run did, from its
 ``checkpoint.pth`` reporter (JSON on stdout): completed epochs, optimiser steps, training
-wall time (train + valid time summed over epochs; process start-up not included).
+wall time (train + valid time summed over epochs; process start-up not included; whole
+seconds with ``--field train_seconds``).
 
 ``table``: one markdown table (model, params, train steps in the budget, training time,
 RTF, MCD, log-F0 RMSE, CER, DNSMOS OVRL; mean +- spread over the decoding draws) from
@@ -162,7 +163,10 @@ def main(cmd=None):
 
     if args.command == "summary":
         summary = training_summary(args.exp_dir)
-        print(summary[args.field] if args.field else json.dumps(summary))
+        if args.field == "train_seconds":  # whole seconds, for the shell's arithmetic
+            print(round(summary[args.field]))
+        else:
+            print(summary[args.field] if args.field else json.dumps(summary))
         return
     systems = []
     for s in args.system:
