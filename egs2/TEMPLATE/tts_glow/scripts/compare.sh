@@ -112,7 +112,7 @@ taco_exp="${compare_dir}/tts_$(basename "${tacotron2_config}" .yaml)"
 fs2_exp="${compare_dir}/tts_$(basename "${fastspeech2_config}" .yaml)"
 fs2_stats="${compare_dir}/fs2_stats"
 coqui_exp="${compare_dir}/coqui_glow_tts"
-coqui_decode="${coqui_exp}/decode_$(basename "${inference_config}" .yaml)"
+coqui_decode="${coqui_exp}/$(basename "${inference_config}" .yaml)"  # as ESPnet names decodings
 [ -n "${coqui_python}" ] || coqui_python="${MAIN_ROOT}/bench/results/peers/coqui-tts-venv/bin/python"
 use_coqui=false
 case "${coqui}" in
