@@ -128,6 +128,7 @@ print(json.dumps(dict(
     hidden=model.encoder.hidden_channels, flows=model.decoder.num_flow_blocks,
     window=enc.attn_layers[0].rel_attn_window_size, layers=len(enc.attn_layers),
     add_blank=model.tokenizer.add_blank, lr=config.lr,
+    per_step=not config.scheduler_after_epoch,
     ids=model.tokenizer.text_to_ids("the sun"))))
 """
 
@@ -163,6 +164,7 @@ def test_coqui_gets_our_architecture_and_the_same_mel_numbers(tmp_path):
     assert got["layers"] == mini["num_encoder_layers"]
     assert got["window"] == mini["window_size"] and got["add_blank"] is True
     assert got["lr"] == yaml.safe_load(MINI.read_text())["optim_conf"]["lr"]
+    assert got["per_step"]  # Noam per iteration: per epoch, Coqui's trainer never steps it
     ids = got["ids"]  # blanks around and between the phonemes, as our add_blank
     assert len(ids) % 2 == 1 and len(set(ids[::2])) == 1 and ids[0] not in ids[1::2]
     ours, coqui = _our_log_mel(x), np.load(tmp_path / "coqui_mel.npy")

@@ -130,6 +130,11 @@ def coqui_config(glow_tts_config: Path, out_dir: Path, fs: int):
         lr=float(optim.get("lr", 1e-3)),
         lr_scheduler="NoamLR",  # the same formula as ESPnet's warmuplr
         lr_scheduler_params=dict(warmup_steps=int(sched.get("warmup_steps", 4000))),
+        # Noam is a per-iteration schedule, as ours. Coqui's trainer default (per epoch)
+        # never steps it with a single optimiser (coqui-tts-trainer 0.4: epoch-end steps
+        # need index 0 among the stepped optimisers, which it records as None), so the lr
+        # stays at its first value, lr / warmup_steps: 2e-5 here, 2.5e-7 in Coqui's config.
+        scheduler_after_epoch=False,
         grad_clip=float(ours.get("grad_clip", 5.0)),
         test_sentences=[],
         test_delay_epochs=-1,
