@@ -164,7 +164,9 @@ def test_coqui_gets_our_architecture_and_the_same_mel_numbers(tmp_path):
     assert got["layers"] == mini["num_encoder_layers"]
     assert got["window"] == mini["window_size"] and got["add_blank"] is True
     assert got["lr"] == yaml.safe_load(MINI.read_text())["optim_conf"]["lr"]
-    assert got["per_step"]  # Noam per iteration: per epoch, Coqui's trainer never steps it
+    assert got[
+        "per_step"
+    ]  # Noam per iteration: per epoch, Coqui's trainer never steps it
     ids = got["ids"]  # blanks around and between the phonemes, as our add_blank
     assert len(ids) % 2 == 1 and len(set(ids[::2])) == 1 and ids[0] not in ids[1::2]
     ours, coqui = _our_log_mel(x), np.load(tmp_path / "coqui_mel.npy")
