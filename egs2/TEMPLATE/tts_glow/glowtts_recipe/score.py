@@ -101,8 +101,9 @@ def analyse_in_parallel(wavs, fs: int, n_fft: int, n_shift: int, jobs: int) -> N
     """
     todo = {}
     for x in wavs:
-        if _key("mcep", x, n_fft, n_shift) not in _ANALYSES:
-            todo[_key("mcep", x, n_fft, n_shift)] = np.ascontiguousarray(x)
+        key = _key("mcep", x, n_fft, n_shift)
+        if key not in _ANALYSES:
+            todo[key] = np.ascontiguousarray(x)
     if jobs <= 1 or len(todo) < 2:
         return
     import multiprocessing
@@ -116,8 +117,8 @@ def analyse_in_parallel(wavs, fs: int, n_fft: int, n_shift: int, jobs: int) -> N
         results = pool.map(
             _analyse, arrays, [fs] * n, [n_fft] * n, [n_shift] * n, chunksize=4
         )
-        for x, (mc, f0) in zip(arrays, results):
-            _remember(_key("mcep", x, n_fft, n_shift), mc)
+        for key, x, (mc, f0) in zip(todo, arrays, results):
+            _remember(key, mc)
             _remember(_key("log_f0", x, fs, n_shift), f0)
 
 
