@@ -83,6 +83,22 @@ def test_dnsmos_of_an_espeak_wav_is_finite_and_in_range(tmp_path):
     assert dnsmos(np.zeros(FS, dtype=np.float32), FS) is None  # silence: undefined
 
 
+def test_dnsmos_without_p808_gives_speechmos_numbers(tmp_path):
+    import speechmos.dnsmos
+    from scipy.signal import resample_poly
+
+    dnsmos, _ = score.load_dnsmos()
+    short = _espeak(tmp_path / "a.wav", "The north wind and the sun.")
+    long = np.tile(short, 6)  # past one 9.01 s window: several hops
+    for x in (short, long):
+        y = resample_poly(x.astype(np.float64), 16000, FS)
+        y = (y / np.max(np.abs(y))).astype(np.float32)
+        expected = speechmos.dnsmos.run(y, 16000, return_df=False)
+        got = dnsmos(x, FS)
+        for k in ("sig", "bak", "ovrl"):
+            assert got[f"dnsmos_{k}"] == round(float(expected[f"{k}_mos"]), 3)
+
+
 def test_synthesis_is_the_mean_and_spread_over_draws(decoded):
     r, md = _score(decoded, "--griffin_lim_iters", "4")
     assert r["draws"] == 2 and [p["dir"] for p in r["per_draw"]] == ["wav", "wav_seed2"]
@@ -104,6 +120,11 @@ def test_synthesis_is_the_mean_and_spread_over_draws(decoded):
     mcd, sd = r["systems"]["synthesis"]["mcd"], r["spread"]["synthesis"]["mcd"]
     assert f"| synthesis (Glow-TTS) | {mcd} ± {sd} |" in md
     assert "reference -> features -> Griffin-Lim (4 iters)" in md
+    # Every system's table names it (--compare scores Tacotron2 and Coqui here too).
+    assert score.system_name({"tts": "tacotron2"}) == "Tacotron2"
+    assert "| synthesis (Coqui GlowTTS) |" in score.markdown(
+        dict(r, system="Coqui GlowTTS")
+    )
     assert (
         r["systems"]["reference"]["dnsmos_ovrl"] > 1.0
     )  # the recordings get DNSMOS too

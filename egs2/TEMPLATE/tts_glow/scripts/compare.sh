@@ -317,7 +317,7 @@ if in_stages 6 && [ "${use_coqui}" = true ] && [ "${scored}" = false ]; then
     # shellcheck disable=SC2086
     ${python} -m glowtts_recipe.score --train_config "${tts_exp}/config.yaml" \
         --decode_dir "${coqui_decode}" --data_root "${dumpdir}/raw" --asr "${score_asr}" \
-        "${voc_opts[@]}" ${test_sets} 2>&1 | sed '/^\[nltk_data\]/d' | tee "${coqui_decode}/score.log" >&2
+        --system_name "Coqui GlowTTS" "${voc_opts[@]}" ${test_sets} 2>&1 | sed '/^\[nltk_data\]/d' | tee "${coqui_decode}/score.log" >&2
 fi
 
 # ---- 7. the table ------------------------------------------------------------------------------
