@@ -377,8 +377,8 @@ def test_speaker_ids_learn_each_voices_pitch(tmp_path):
             wav = np.asarray(vocoder(mel * std + mean), dtype=np.float32)
             frames[spk].append(speaker_scores.voice_features(wav, FS)[0])
     f0 = {spk: float(np.mean(np.concatenate(v))) for spk, v in frames.items()}
-    # The recordings are 1.97x apart; 1.3x is still four and a half semitones.
-    assert f0["f2"] > 1.3 * f0["us"], (f0, rec_f0)
+    # The recordings are 1.97x apart; pooled, the sids were 2.0x apart (100 and 200 Hz).
+    assert f0["f2"] > 1.5 * f0["us"], (f0, rec_f0)  # the voices are an octave apart
     for spk, other in (("us", "f2"), ("f2", "us")):
         # each sid sounds nearer its own recordings than the other speaker's (log pitch)
         own = abs(np.log(f0[spk] / rec_f0[spk]))
