@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "egs2/TEMPLATE/tts_glow"))
-from glowtts_recipe import score  # noqa: E402
+from glowtts_recipe import score, speaker_scores  # noqa: E402
 from glowtts_recipe.datadir import read_kv  # noqa: E402
 
 TRACKERS = ("dio", "harvest", "pyin")
@@ -34,12 +34,9 @@ def voiced_f0(x: np.ndarray, fs: int, hop: int, tracker: str) -> np.ndarray:
             x, fmin=60, fmax=600, sr=fs, frame_length=4 * hop, hop_length=hop
         )
         return f0[voiced]
-    x64, period = x.astype(np.float64), 1000.0 * hop / fs
-    if tracker == "dio":
-        f0, t = pyworld.dio(x64, fs, frame_period=period)
-        f0 = pyworld.stonemask(x64, f0, t, fs)
-    else:
-        f0, _ = pyworld.harvest(x64, fs, frame_period=period)
+    if tracker == "dio":  # what the scoring uses
+        return speaker_scores.voiced_f0(x, fs, hop)
+    f0, _ = pyworld.harvest(x.astype(np.float64), fs, frame_period=1000.0 * hop / fs)
     return f0[f0 > 0]
 
 
@@ -63,6 +60,21 @@ def main():
         args.data_dir / "utt2spk"
     )
     audio = {u: score.read_wav(p, args.fs) for u, p in wavs.items()}
+    speakers = sorted(set(utt2spk.values()))
+
+    def frames(src, tracker):  # speaker -> voiced-frame F0 of its utterances
+        return {
+            spk: np.concatenate(
+                [
+                    voiced_f0(x, args.fs, args.hop, tracker)
+                    for u, x in src.items()
+                    if utt2spk[u] == spk
+                ]
+            )
+            for spk in speakers
+        }
+
+    recorded = {t: frames(audio, t) for t in args.trackers}  # the same for every fmin
     print(
         f"{args.data_dir}: {len(wavs)} utterances; change of each voice's F0 "
         "(recordings -> features -> Griffin-Lim), mean / median of voiced frames"
@@ -84,28 +96,19 @@ def main():
         )
         vocoded = {u: through(x) for u, x in audio.items()}
         for tracker in args.trackers:
-            for spk in sorted(set(utt2spk.values())):
-                utts = [u for u in wavs if utt2spk[u] == spk]
-                rec, voc = (
-                    np.concatenate(
-                        [voiced_f0(src[u], args.fs, args.hop, tracker) for u in utts]
-                    )
-                    for src in (audio, vocoded)
-                )
+            for spk, voc in frames(vocoded, tracker).items():
+                rec = recorded[tracker][spk]
                 if not len(rec) or not len(voc):
                     print(f"| {fmin:g} | {tracker} | {spk} | no voiced frames | | |")
                     continue
-                cells = [
-                    (f(rec), f(voc), 100 * (f(voc) / f(rec) - 1))
-                    for f in (np.mean, np.median)
-                ]
+                stats = [(f(rec), f(voc)) for f in (np.mean, np.median)]
                 print(
                     f"| {fmin:g} | {tracker} | {spk} | "
-                    + " | ".join(
-                        " / ".join(f"{c[i]:.1f}" for c in cells) for i in range(2)
-                    )
+                    + " / ".join(f"{r:.1f}" for r, _ in stats)
                     + " | "
-                    + " / ".join(f"{c[2]:+.1f}%" for c in cells)
+                    + " / ".join(f"{v:.1f}" for _, v in stats)
+                    + " | "
+                    + " / ".join(f"{100 * (v / r - 1):+.1f}%" for r, v in stats)
                     + " |"
                 )
 
