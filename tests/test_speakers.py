@@ -314,7 +314,7 @@ def test_speaker_ids_learn_each_voices_pitch(tmp_path):
         data.append(
             (torch.tensor([chars[c] for c in text.lower()]), mel[0], spk2sid[spk])
         )
-        rec_f0[spk].append(speaker_scores.voice_features(wav, FS)[0])
+        rec_f0[spk].append(speaker_scores.voiced_f0(wav, FS))
     rec_f0 = {s: float(np.mean(np.concatenate(v))) for s, v in rec_f0.items()}
     frames = torch.cat([mel for _, mel, _ in data])
     mean, std = frames.mean(0), frames.std(0)
@@ -375,7 +375,7 @@ def test_speaker_ids_learn_each_voices_pitch(tmp_path):
             with torch.no_grad():
                 mel = model.inference(text, sids=torch.tensor([sid]))["feat_gen"]
             wav = np.asarray(vocoder(mel * std + mean), dtype=np.float32)
-            frames[spk].append(speaker_scores.voice_features(wav, FS)[0])
+            frames[spk].append(speaker_scores.voiced_f0(wav, FS))
     f0 = {spk: float(np.mean(np.concatenate(v))) for spk, v in frames.items()}
     # The recordings are 1.97x apart; pooled, the sids were 2.0x apart (100 and 200 Hz).
     assert f0["f2"] > 1.5 * f0["us"], (f0, rec_f0)  # the voices are an octave apart
