@@ -2,7 +2,8 @@
 
 One copy of the recipe in a temporary directory goes through every stage of ESPnet's
 tts.sh layout with a tiny model: stages 1-5, a training run (stage 6) killed after its
-first checkpoint and resumed, then decoding with two draws and scoring (stage 7) and
+first checkpoint and resumed, the duration predictor refitted to the final alignments
+(stage 6d), then decoding with two draws and scoring (stage 7) and
 packing (stage 8). Then the paths ESPnet users take from there, each on the same data:
 teacher forcing into a teacher dump that an ESPnet FastSpeech2 trains from through the same
 tts.sh (--teacher_dumpdir), fine-tuning from the trained model in two CPU processes (DDP),
@@ -250,6 +251,62 @@ def test_killed_training_resumes_from_its_checkpoint(recipe):
     assert (recipe["root"] / EXP / "4epoch.pth").is_file()
 
 
+def _state(path: Path) -> dict:
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def test_duration_predictor_is_fitted_to_the_final_alignments(recipe):
+    import re
+
+    root = recipe["root"]
+    model, unfitted = (
+        root / EXP / "train.loss.ave.pth",
+        root / EXP / "train.loss.ave.unfitted.pth",
+    )
+    assert "stage 6d: duration loss on" in recipe["resume"]
+    assert not model.is_symlink() and unfitted.is_symlink()  # ESPnet's average, kept
+    log = (root / EXP / "fit_durations.log").read_text()
+    before, after = map(
+        float, re.search(r"([0-9.]+) before, ([0-9.]+) after", log).groups()
+    )
+    assert after < 0.9 * before
+    fitted, trained = _state(model), _state(unfitted)
+    assert fitted.keys() == trained.keys()
+    predictor = [k for k in fitted if k.startswith("tts.duration_predictor.")]
+    assert predictor and any(not fitted[k].equal(trained[k]) for k in predictor)
+    for k in fitted.keys() - set(predictor):  # encoder, flows, statistics: untouched
+        assert fitted[k].equal(trained[k]), k
+    assert "stage 6d: not a glow_tts model" in recipe["student"]
+
+
+def test_fit_durations_names_what_is_wrong(recipe, tmp_path, monkeypatch):
+    from espnet_glowtts.bin import fit_durations
+
+    exp = recipe["root"] / EXP
+    args = [
+        "--train_config",
+        str(exp / "config.yaml"),
+        "--out",
+        str(tmp_path / "x.pth"),
+    ]
+    with pytest.raises(FileNotFoundError, match="nope.pth: no such file"):
+        fit_durations.main([*args, "--model_file", str(exp / "nope.pth")])
+    model = ["--model_file", str(exp / "train.loss.ave.pth")]
+    with pytest.raises(ValueError, match="--steps"):
+        fit_durations.main([*args, *model, "--steps", "0"])
+    monkeypatch.chdir(tmp_path)  # the config's data paths are relative to the recipe
+    with pytest.raises(
+        FileNotFoundError, match="dump/raw/tr_no_dev/text, which is not"
+    ):
+        fit_durations.main([*args, *model])
+    student = next((recipe["root"] / "exp").glob("tts_tiny_fs2*/config.yaml"))
+    with pytest.raises(ValueError, match="the model is fastspeech2, not glow_tts"):
+        fit_durations.main(["--train_config", str(student), *model, "--out", "x.pth"])
+    assert not (tmp_path / "x.pth").exists()
+
+
 def test_decoding_outputs(recipe):
     root = recipe["root"]
     for s in ("dev", "eval1"):
@@ -494,11 +551,27 @@ def test_onnx_export_stage_speaks_without_torch(recipe):
     )
 
 
+def test_fit_durations_false_gives_back_the_trained_model(recipe):
+    root = recipe["root"]
+    model, unfitted = (
+        root / EXP / "train.loss.ave.pth",
+        root / EXP / "train.loss.ave.unfitted.pth",
+    )
+    fitted = _state(model)
+    out = run(
+        root, "--stage", "6", "--stop_stage", "6", "--fit_durations", "false"
+    ).stdout
+    assert "stage 6d: not fitted" in out
+    assert all(v.equal(_state(unfitted)[k]) for k, v in _state(model).items())
+    run(root, "--stage", "6", "--stop_stage", "6")  # fitted again, as the seed fixes it
+    assert all(v.equal(fitted[k]) for k, v in _state(model).items())
+
+
 def test_rerun_of_finished_stages_changes_nothing(recipe):
     root = recipe["root"]
     before = snapshot(root)
     out = run(root).stdout
-    for n in ("1", "2", "3", "4", "5", "6", "7", "7s", "8"):
+    for n in ("1", "2", "3", "4", "5", "6", "6d", "7", "7s", "8"):
         assert f"stage {n}: " in out
-    assert out.count("already done") == 9
+    assert out.count("already done") == 10
     assert snapshot(root) == before

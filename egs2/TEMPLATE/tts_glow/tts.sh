@@ -9,7 +9,9 @@
 #   3 remove long/short utterances (and those with fewer frames than the model's tokens)
 #   4 token list: dump/token_list/<token_type>_<cleaner>_<g2p>/tokens.txt
 #   5 collect feature statistics
-#   6 train, through espnet2.bin.launch and the job commands of cmd.sh (resumes)
+#   6 train, through espnet2.bin.launch and the job commands of cmd.sh (resumes);
+#     6d (ours, Glow-TTS only): refit the duration predictor of ${inference_model} to that
+#     model's own alignments (--fit_durations; the unfitted model stays as *.unfitted.pth)
 #   7 decode ${test_sets} into ${tts_exp}/<inference_tag>/<set>/{wav,norm,denorm,
 #     durations,speech_shape}; 7+ (our addition, its own marker): score the decoded sets
 #     (MCD, log-F0 RMSE, CER/WER through an offline ASR; per speaker when there are several)
@@ -87,6 +89,8 @@ inference_config=conf/decode.yaml
 inference_args=""        # extra tts_inference options (appended to the decoding name)
 inference_tag=""         # decoding directory name (default: from config, args, model)
 inference_model=train.loss.ave.pth
+fit_durations=true       # [ours] stage 6d: fit the duration predictor to the final alignments
+fit_durations_args=""    # [ours] more espnet_glowtts.bin.fit_durations options (--steps ...)
 vocoder_file=none        # a trained vocoder (.pkl/.pth, its config.yml beside it); none: Griffin-Lim
 griffin_lim_config=conf/griffin_lim.yaml  # [ours] Griffin-Lim settings (vocoder_file=none)
 download_model=""        # not supported (needs the network)
@@ -115,7 +119,7 @@ OPTIONS="stage stop_stage skip_data_prep skip_train skip_eval skip_upload skip_u
     f0min f0max use_xvector xvector_tool xvector_model xvector_opts oov blank sos_eos
     train_config train_args tag tts_exp tts_stats_dir pretrained_model num_splits
     teacher_dumpdir write_collected_feats tts_task inference_config inference_args
-    inference_tag inference_model vocoder_file griffin_lim_config download_model
+    inference_tag inference_model fit_durations fit_durations_args vocoder_file griffin_lim_config download_model
     score_seeds score_asr train_set valid_set test_sets srctexts nlsyms_txt token_type
     cleaner g2p lang text_fold_length speech_fold_length hf_repo packed_model export_onnx"
 
@@ -212,7 +216,7 @@ marker() {
     case "$1" in
         [1-4]) echo "${expdir}/stages/$1.done" ;;
         5) echo "${tts_stats_dir}/stages/5.done" ;;
-        6|8) echo "${tts_exp}/stages/$1.done" ;;
+        6|6d|8) echo "${tts_exp}/stages/$1.done" ;;
         7) echo "${decode_dir}/stages/7.done" ;;
         7s) echo "${decode_dir}/stages/7.score.done" ;;
         8x) echo "${tts_exp}/stages/8.export.done" ;;
@@ -510,6 +514,38 @@ if begin_stage 6 5 "${skip_train}" "training ${tts_exp}" "$(checksum "${train_co
     end_stage 6
 fi
 
+# The predictor followed moving alignments during training (MAS hands a pause to one of
+# several silent-looking tokens, a different one from epoch to epoch) and the checkpoint
+# average mixes predictors that followed different ones; refit it to the final model's.
+model_path="${tts_exp}/${inference_model}"
+unfitted="${model_path%.pth}.unfitted.pth"
+if begin_stage 6d 6 "${skip_train}" "duration predictor of ${model_path}" \
+        "${inference_model} ${fit_durations} ${fit_durations_args}"; then
+    [ -e "${model_path}" ] || die "${model_path} not found: train first (stage 6)"
+    if ! grep -q -E "^tts: glow_tts$" "${tts_exp}/config.yaml"; then
+        log "stage 6d: not a glow_tts model: nothing to fit"
+    else
+        # ESPnet's averaged and best models are symlinks that training (re)creates: a
+        # symlink here is a model that has not been fitted yet.
+        if [ -L "${model_path}" ] || [ ! -e "${unfitted}" ]; then
+            mv -f "${model_path}" "${unfitted}"
+            cp -P "${unfitted}" "${model_path}"
+        fi
+        if [ "${fit_durations}" != true ]; then
+            cp -P "${unfitted}" "${model_path}.tmp" && mv -f "${model_path}.tmp" "${model_path}"
+            log "stage 6d: not fitted (--fit_durations ${fit_durations}): ${model_path} is the trained model"
+        else
+            device=cpu; [ "${ngpu}" -gt 0 ] && device=cuda
+            # shellcheck disable=SC2086
+            run_logged "${tts_exp}/fit_durations.log" ${python} -m espnet_glowtts.bin.fit_durations \
+                --train_config "${tts_exp}/config.yaml" --model_file "${unfitted}" \
+                --out "${model_path}" --device "${device}" ${fit_durations_args}
+            log "stage 6d: $(grep -o 'duration loss on .*' "${tts_exp}/fit_durations.log")"
+        fi
+    fi
+    end_stage 6d
+fi
+
 if [ "${vocoder_file}" = none ]; then
     voc_opts=(--vocoder_config "${griffin_lim_config}")
     vocoder_sig=$(checksum "${griffin_lim_config}")
@@ -520,7 +556,7 @@ else
 fi
 seeds=${score_seeds}
 [ "${teacher_forcing}" = true ] && seeds=1
-if begin_stage 7 6 "${skip_eval}" "decoding ${decode_sets} into ${decode_dir}" \
+if begin_stage 7 6d "${skip_eval}" "decoding ${decode_sets} into ${decode_dir}" \
         "${inference_model} $(checksum "${inference_config}") ${vocoder_sig} ${inference_args} ${decode_sets} ${seeds} ${teacher_dumpdir}"; then
     [ -f "${tts_exp}/config.yaml" ] || die "${tts_exp}/config.yaml not found: train first (stage 6)"
     [ -z "${teacher_dumpdir}" ] || check_teacher ${decode_sets}
@@ -611,7 +647,7 @@ elif begin_stage 7s 7 "${skip_eval}" "scoring ${decode_dir}" "${score_asr} ${voc
     end_stage 7s
 fi
 
-if begin_stage 8 6 false "packing ${packed_model}" "${inference_model} ${use_sid} ${use_lid} ${use_xvector}"; then
+if begin_stage 8 6d false "packing ${packed_model}" "${inference_model} ${use_sid} ${use_lid} ${use_xvector}"; then
     pack_opts=()
     for f in feats pitch energy; do
         [ -e "${tts_stats_dir}/train/${f}_stats.npz" ] && pack_opts+=(--option "${tts_stats_dir}/train/${f}_stats.npz")
