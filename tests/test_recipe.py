@@ -102,6 +102,8 @@ ARGS = [
     "--score_seeds",
     "2",
 ]
+FITTED = f"{EXP}/train.loss.ave.pth"  # stage 6d's output, read by stages 7 and 8
+UNFITTED = f"{EXP}/train.loss.ave.unfitted.pth"  # ESPnet's average, kept by stage 6d
 PRETRAINED = f"{EXP}/4epoch.pth"
 FINETUNED = (
     f"{EXP}_init_param{PRETRAINED.replace('/', '_')}"  # ESPnet's tag + train_args
@@ -261,10 +263,7 @@ def test_duration_predictor_is_fitted_to_the_final_alignments(recipe):
     import re
 
     root = recipe["root"]
-    model, unfitted = (
-        root / EXP / "train.loss.ave.pth",
-        root / EXP / "train.loss.ave.unfitted.pth",
-    )
+    model, unfitted = root / FITTED, root / UNFITTED
     assert "stage 6d: duration loss on" in recipe["resume"]
     assert not model.is_symlink() and unfitted.is_symlink()  # ESPnet's average, kept
     log = (root / EXP / "fit_durations.log").read_text()
@@ -293,7 +292,7 @@ def test_fit_durations_names_what_is_wrong(recipe, tmp_path, monkeypatch):
     ]
     with pytest.raises(FileNotFoundError, match="nope.pth: no such file"):
         fit_durations.main([*args, "--model_file", str(exp / "nope.pth")])
-    model = ["--model_file", str(exp / "train.loss.ave.pth")]
+    model = ["--model_file", str(recipe["root"] / FITTED)]
     with pytest.raises(ValueError, match="--steps"):
         fit_durations.main([*args, *model, "--steps", "0"])
     monkeypatch.chdir(tmp_path)  # the config's data paths are relative to the recipe
@@ -553,16 +552,16 @@ def test_onnx_export_stage_speaks_without_torch(recipe):
 
 def test_fit_durations_false_gives_back_the_trained_model(recipe):
     root = recipe["root"]
-    model, unfitted = (
-        root / EXP / "train.loss.ave.pth",
-        root / EXP / "train.loss.ave.unfitted.pth",
+    model, fitted, trained = (
+        root / FITTED,
+        _state(root / FITTED),
+        _state(root / UNFITTED),
     )
-    fitted = _state(model)
     out = run(
         root, "--stage", "6", "--stop_stage", "6", "--fit_durations", "false"
     ).stdout
     assert "stage 6d: not fitted" in out
-    assert all(v.equal(_state(unfitted)[k]) for k, v in _state(model).items())
+    assert all(v.equal(trained[k]) for k, v in _state(model).items())
     run(root, "--stage", "6", "--stop_stage", "6")  # fitted again, as the seed fixes it
     assert all(v.equal(fitted[k]) for k, v in _state(model).items())
 

@@ -35,6 +35,7 @@ from espnet2.tasks.tts import TTSTask
 from espnet2.train.dataset import ESPnetDataset
 
 import espnet_glowtts  # noqa: F401  (registers glow_tts)
+from espnet_glowtts.bin.tts_train import atomic_torch_save
 
 MODEL_INPUTS = ("text", "speech", "spembs", "sids", "lids")
 
@@ -172,9 +173,8 @@ def main(cmd: Optional[List[str]] = None) -> None:
         f"duration loss on {args.eval_batches} training batches: "
         f"{before:.4f} before, {after:.4f} after"
     )
-    tmp_out = f"{args.out}.tmp.{os.getpid()}"
-    torch.save(model.state_dict(), tmp_out)
-    os.replace(tmp_out, args.out)  # replaces a symlink itself, never its target
+    atomic_torch_save()  # a rename replaces a symlink at --out, never its target
+    torch.save(model.state_dict(), args.out)
     logging.info(f"wrote {args.out}")
 
 
