@@ -86,10 +86,15 @@ def _run_graphs(model, out_dir, ids, noise_scale=0.0, length_scale=1.0, **cond):
     return feats[0], fold_blank_durations(w)
 
 
-@pytest.mark.parametrize("conditioning", ["none", "speakers_languages_embeddings"])
+@pytest.mark.parametrize(
+    "conditioning", ["none", "speakers_languages_embeddings", "sigmoid_scale_dilated"]
+)
 def test_graphs_match_torch_at_zero_noise(tmp_path, conditioning):
-    extra = dict(spks=3, langs=2, spk_embed_dim=5) if conditioning != "none" else {}
-    model = tiny_glow_tts(mean_only=False, **extra)
+    extra = dict(spks=3, langs=2, spk_embed_dim=5) if "speakers" in conditioning else {}
+    options = dict(sigmoid_scale=True, decoder_dilation_rate=2, squeeze_factor=3)
+    model = tiny_glow_tts(
+        mean_only=False, **extra, **(options if "dilated" in conditioning else {})
+    )
     randomize_flows(model)
     model.eval()
     export_graphs(model, tmp_path)
