@@ -120,8 +120,10 @@ class Ours:
         from espnet_glowtts import GlowTTS
 
         torch.manual_seed(0)
-        kw = {option: True for option in VARIANTS[variant]}
+        kw = {option: True for option in VARIANTS.get(variant, ())}
         self.model = GlowTTS(idim=VOCAB, odim=N_MELS, **kw).to(device)
+        if variant == "cuda_graphs":
+            self.model.enable_cuda_graphs()
 
     def loss(self, text, text_lengths, feats, feats_lengths):
         return self.model(
@@ -219,6 +221,8 @@ VARIANTS = {  # our variants: GlowTTS options switched on
     "packed": ("pack_flow_batch",),
     "packed+memory_efficient": ("pack_flow_batch", "memory_efficient_flows"),
 }
+# inference-only variants of ours (--infer_ours): the plain model, replayed as CUDA graphs
+INFER_VARIANTS = ("plain", "cuda_graphs")
 
 
 def _peak_tracker():
@@ -435,7 +439,7 @@ def run(args):
     for threads in threads_list:
         workers = {
             impl: Worker(impl, pythons[impl], device, threads)
-            for impl in {r[0] for r in runners}
+            for impl in {r[0] for r in runners} | {"ours"}
         }
         try:
             for amp in args.amp:
@@ -482,9 +486,8 @@ def run(args):
                             )
                         )
                         print(_line(rows[-1]), file=sys.stderr, flush=True)
-                # The training options change nothing at inference: our first variant only.
-                infer_runners = [
-                    r for r in runners if r[0] == "coqui" or r == runners[0]
+                infer_runners = [("ours", v) for v in args.infer_ours] + [
+                    r for r in runners if r[0] == "coqui"
                 ]
                 for n in args.infer_tokens:
                     frames = round(n * 5.6)
@@ -651,7 +654,13 @@ def main(argv=None):
         help="the Python that has coqui-tts (default: the venv --install-peers makes)",
     )
     p.add_argument("--ours", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    p.add_argument("--batch_sizes", nargs="+", type=int, default=[8, 16])
+    p.add_argument(
+        "--batch_sizes",
+        nargs="*",
+        type=int,
+        default=[8, 16],
+        help="none: no training step",
+    )
     p.add_argument(
         "--length_scales",
         nargs="+",
@@ -678,6 +687,14 @@ def main(argv=None):
         help="inference input lengths (tokens before blanks); none to skip",
     )
     p.add_argument("--infer_repeats", type=int, default=7)
+    p.add_argument(
+        "--infer_ours",
+        nargs="+",
+        default=["plain"],
+        choices=INFER_VARIANTS,
+        help="our inference variants (the training options change nothing there; "
+        "cuda_graphs: GlowTTS.enable_cuda_graphs, CUDA only)",
+    )
     p.add_argument(
         "--memory",
         type=lambda v: v.lower() in ("1", "true", "yes"),

@@ -333,6 +333,12 @@ class GlowTTS(AbsTTS):
             x, mean, log_std, x_mask, x_lengths, z, logdet, y_mask, feats_lengths, path
         )
 
+    def _encode_and_predict(self, text, text_lengths, g):
+        """``_encode`` and the predicted log-durations logw (B, 1, T_text')."""
+        x, mean, log_std, x_mask, x_lengths = self._encode(text, text_lengths)
+        logw = self.duration_predictor(x.float(), x_mask, g)
+        return mean, log_std, x_mask, x_lengths, logw
+
     def _sample_and_decode(self, path, mean, log_std, y_mask, g, noise_scale):
         """Sample latents from the token priors along ``path`` and run the flows in reverse."""
         mean_y = torch.bmm(mean, path)
@@ -340,8 +346,40 @@ class GlowTTS(AbsTTS):
         z = (
             mean_y + torch.exp(log_std_y) * torch.randn_like(mean_y) * noise_scale
         ) * y_mask
-        y, _ = self.decoder(z, y_mask, g, reverse=True)
-        return y
+        graphs = self._graphs_for(z)
+        if graphs is not None:
+            return graphs.decode(z, y_mask, g)
+        return self.decoder(z, y_mask, g, reverse=True)[0]
+
+    # ----------------------------------------------------------------------------------
+    def enable_cuda_graphs(
+        self, token_bucket: int = 32, frame_bucket: int = 128, capture: bool = True
+    ) -> None:
+        """Replay inference as CUDA graphs, one per bucket of lengths (``cuda_graphs.py``).
+
+        Synthesis on a GPU is bound by kernel launches; replaying them as graphs makes it
+        several times faster, with the same output (inputs are padded and masked). Each new
+        bucket is captured once, on first use. Call after moving the model to its device.
+
+        Args:
+            token_bucket (int): Token lengths are padded up to a multiple of this.
+            frame_bucket (int): Frame lengths are padded up to a multiple of this.
+            capture (bool): False runs the padded computation eagerly (checks on a CPU).
+
+        """
+        from espnet_glowtts.cuda_graphs import GraphedInference
+
+        self._cuda_graphs = GraphedInference(self, token_bucket, frame_bucket, capture)
+
+    def disable_cuda_graphs(self) -> None:
+        """Back to eager inference (frees the captured graphs)."""
+        self._cuda_graphs = None
+
+    def _graphs_for(self, x: torch.Tensor):
+        graphs = self.__dict__.get("_cuda_graphs")
+        if graphs is None or self.training or torch.is_grad_enabled():
+            return None
+        return graphs if (x.is_cuda or not graphs.capture) else None
 
     # ----------------------------------------------------------------------------------
     def forward(
@@ -532,12 +570,13 @@ class GlowTTS(AbsTTS):
             LongTensor: Frames per model token (B, T_text'), blanks included.
 
         """
-        x, mean, log_std, x_mask, x_lengths = self._encode(text, text_lengths)
+        graphs = self._graphs_for(text)
+        encode = self._encode_and_predict if graphs is None else graphs.encode
+        mean, log_std, x_mask, x_lengths, logw = encode(text, text_lengths, g)
         if durations is None:
-            logw = self.duration_predictor(x.float(), x_mask, g)
             w = self._durations_from_log(logw[:, 0], length_scale)
         else:
-            w = self._expand_durations(durations.to(x.device).float(), x_lengths)
+            w = self._expand_durations(durations.to(text.device).float(), x_lengths)
         w = (w * x_mask[:, 0]).long()
         # Round each utterance up to a multiple of the squeeze: the extra frames go to its
         # last token, so durations always sum to the output length.
