@@ -90,7 +90,8 @@ def _extend_text2speech() -> None:
     only ``use_teacher_forcing``. After this, ``Text2Speech(..., noise_scale=...,
     length_scale=...)`` reaches a Glow-TTS model. ``speed_control_alpha``, ESPnet's
     duration multiplier for FastSpeech, is taken as ``length_scale`` when that is not given.
-    A ``noise_scale`` not given leaves the model's default (0.333).
+    A ``noise_scale`` not given leaves the model's default (0.333). ``cuda_graphs=True``
+    replays the model's inference as CUDA graphs (``GlowTTS.enable_cuda_graphs``).
     """
     from espnet2.bin.tts_inference import Text2Speech
 
@@ -100,10 +101,26 @@ def _extend_text2speech() -> None:
     signature = inspect.signature(original)
 
     @functools.wraps(original)
-    def __init__(self, *args, length_scale: Optional[float] = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        length_scale: Optional[float] = None,
+        cuda_graphs: bool = False,
+        **kwargs,
+    ):
         original(self, *args, **kwargs)
         from espnet_glowtts.glow_tts import GlowTTS
 
+        if cuda_graphs:
+            if not isinstance(self.tts, GlowTTS):
+                raise ValueError(
+                    f"cuda_graphs=True is for glow_tts models, not {type(self.tts).__name__}"
+                )
+            if not str(self.device).startswith("cuda"):
+                raise ValueError(
+                    f"cuda_graphs=True needs a CUDA device, not device={self.device!r}"
+                )
+            self.tts.enable_cuda_graphs()
         if isinstance(self.tts, GlowTTS):
             bound = signature.bind(self, *args, **kwargs)
             given = set(bound.arguments)

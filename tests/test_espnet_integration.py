@@ -316,6 +316,28 @@ def test_packed_model_loads_with_model_zoo_and_from_pretrained(experiment):
     expected = default.tts.inference(tokens)["feat_gen"]
     torch.testing.assert_close(sampled, expected, rtol=0, atol=0)
 
+    # CUDA graphs: asked for explicitly, and refused where they cannot run.
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        Text2Speech(**files, cuda_graphs=True)
+    if torch.cuda.is_available():
+        graphed = Text2Speech(**files, noise_scale=0.0, device="cuda", cuda_graphs=True)
+        for _ in range(2):  # capture, then replay
+            feats = graphed("glow tts")["feat_gen"].cpu()
+            torch.testing.assert_close(feats, out["feat_gen"], rtol=0, atol=1e-3)
+
+
+def test_tts_inference_cuda_graphs_needs_a_gpu(tmp_path):
+    from espnet_glowtts.bin.tts_inference import main
+
+    args = [
+        "--output_dir",
+        str(tmp_path),
+        "--data_path_and_name_and_type",
+        "t,text,text",
+    ]
+    with pytest.raises(ValueError, match="--cuda_graphs true needs --ngpu 1"):
+        main(args + ["--cuda_graphs", "true"])
+
 
 def test_checkpoints_are_written_atomically(tmp_path):
     from espnet_glowtts.bin.tts_train import atomic_torch_save

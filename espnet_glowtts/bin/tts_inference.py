@@ -4,7 +4,8 @@
 r"""ESPnet's ``espnet2.bin.tts_inference`` with ``glow_tts`` registered.
 
 Adds ``--length_scale`` (duration multiplier) to ESPnet's options, so a decode yaml can
-hold ``noise_scale`` and ``length_scale`` for Glow-TTS.
+hold ``noise_scale`` and ``length_scale`` for Glow-TTS, and ``--cuda_graphs`` (with
+``--ngpu 1``: inference replayed as CUDA graphs, ``GlowTTS.enable_cuda_graphs``).
 
 Usage (ESPnet's ``tts_inference`` options; ``--help`` lists them; ``tts.sh`` stage 8
 shows the complete command)::
@@ -20,12 +21,13 @@ import sys
 from typing import List, Optional
 
 from espnet2.bin import tts_inference as espnet_inference
+from espnet2.utils.types import str2bool
 
 import espnet_glowtts  # noqa: F401  (registers glow_tts, extends Text2Speech)
 
 
 def get_parser():
-    """ESPnet's ``tts_inference`` parser plus ``--length_scale``.
+    """ESPnet's ``tts_inference`` parser plus ``--length_scale`` and ``--cuda_graphs``.
 
     Returns:
         argparse.ArgumentParser: The parser.
@@ -38,6 +40,12 @@ def get_parser():
         default=None,
         help="Glow-TTS duration multiplier (> 1 is slower); defaults to "
         "--speed_control_alpha",
+    )
+    parser.add_argument(
+        "--cuda_graphs",
+        type=str2bool,
+        default=False,
+        help="Replay Glow-TTS inference as CUDA graphs (needs --ngpu 1)",
     )
     return parser
 
@@ -57,6 +65,10 @@ def main(cmd: Optional[List[str]] = None):
     kwargs = vars(args)
     kwargs.pop("config", None)
     length_scale = kwargs.pop("length_scale")
+    if kwargs.pop("cuda_graphs"):
+        if kwargs["ngpu"] < 1:
+            raise ValueError("--cuda_graphs true needs --ngpu 1")
+        _build_with_cuda_graphs()
     if length_scale is not None:
         if kwargs["speed_control_alpha"] not in (1.0, length_scale):
             raise ValueError(
@@ -66,6 +78,17 @@ def main(cmd: Optional[List[str]] = None):
         # ESPnet's inference() takes no length_scale; Text2Speech maps this onto it.
         kwargs["speed_control_alpha"] = length_scale
     espnet_inference.inference(**kwargs)
+
+
+def _build_with_cuda_graphs() -> None:
+    """Make ESPnet's ``inference`` build its Text2Speech with ``cuda_graphs=True``."""
+    base = espnet_inference.Text2Speech
+
+    class Text2SpeechWithGraphs(base):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, cuda_graphs=True, **kwargs)
+
+    espnet_inference.Text2Speech = Text2SpeechWithGraphs
 
 
 if __name__ == "__main__":
