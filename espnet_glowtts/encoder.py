@@ -138,14 +138,44 @@ class RelativeSelfAttention(nn.Module):
         )
         self.dropout = nn.Dropout(dropout)
 
-    def _relative_index(
-        self, length: int, device: torch.device
-    ) -> Tuple[torch.Tensor, ...]:
-        positions = torch.arange(length, device=device)
-        offset = positions[None, :] - positions[:, None]  # key - query, (T, T)
-        in_window = offset.abs() <= self.window_size
-        index = offset.clamp(-self.window_size, self.window_size) + self.window_size
-        return index, in_window
+    def attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pair_mask=None
+    ) -> torch.Tensor:
+        """Scaled dot-product attention with the relative key and value terms.
+
+        The relative terms live on the 2 * window_size + 1 diagonals around each query:
+        the relative key scores (T, 2w+1) are skewed onto those diagonals of the (T, T)
+        scores, and the weights on them are skewed back for the relative values, each by a
+        pad and two reshapes (the authors' relative-to-absolute trick, kept to the window).
+
+        Args:
+            q, k, v (Tensor): Queries (scaled), keys, values (..., T, D).
+            pair_mask (Optional[Tensor]): Valid (query, key) pairs, broadcastable to
+                (..., T, T); None when every pair is valid.
+
+        Returns:
+            Tensor: Attended values (..., T, D).
+
+        """
+        w, t = self.window_size, q.size(-2)
+        band = q @ self.rel_key.t().to(
+            q.dtype
+        )  # (..., T, 2w+1), column o: offset o - w
+        lead = band.shape[:-2]
+        # row i shifted right by i, then the columns of keys 0..T-1: (..., T, T)
+        rows = nn.functional.pad(band, (0, t)).reshape(*lead, -1)[
+            ..., : t * (t + 2 * w)
+        ]
+        scores = (
+            q @ k.transpose(-2, -1) + rows.view(*lead, t, t + 2 * w)[..., w : w + t]
+        )
+        if pair_mask is not None:
+            scores = scores.masked_fill(~pair_mask, -1e4)
+        weights = self.dropout(torch.softmax(scores, dim=-1))
+        # the inverse: row i shifted left by i, keeping its 2w + 1 offsets
+        offsets = nn.functional.pad(weights, (w, w)).reshape(*lead, -1)
+        offsets = nn.functional.pad(offsets, (0, t)).view(*lead, t, t + 2 * w + 1)
+        return weights @ v + offsets[..., : 2 * w + 1] @ self.rel_value.to(v.dtype)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Attend within each sequence.
@@ -167,27 +197,8 @@ class RelativeSelfAttention(nn.Module):
 
         q = heads(self.query(x)) * self.head_channels**-0.5  # (B, H, T, D)
         k, v = heads(self.key(x)), heads(self.value(x))
-        index, in_window = self._relative_index(length, x.device)
-        index = index.expand(batch, self.num_heads, length, length)
-
-        scores = q @ k.transpose(-2, -1)
-        rel_scores = (q @ self.rel_key.t()).gather(-1, index)  # (B, H, T, T)
-        scores = scores + rel_scores.masked_fill(~in_window, 0.0)
         pair_mask = (mask.unsqueeze(-1) * mask.unsqueeze(-2)) > 0  # (B, 1, T, T)
-        scores = scores.masked_fill(~pair_mask, -1e4)
-        weights = self.dropout(torch.softmax(scores, dim=-1))
-
-        out = weights @ v
-        # Sum the weights that fall on each relative offset, then add its value embedding.
-        offset_weights = torch.zeros(
-            batch,
-            self.num_heads,
-            length,
-            2 * self.window_size + 1,
-            dtype=weights.dtype,
-            device=x.device,
-        ).scatter_add_(-1, index, weights.masked_fill(~in_window, 0.0))
-        out = out + offset_weights @ self.rel_value.to(weights.dtype)
+        out = self.attend(q, k, v, pair_mask)
         out = out.transpose(2, 3).reshape(batch, channels, length)
         return self.out(out)
 

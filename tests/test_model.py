@@ -402,3 +402,41 @@ def test_cuda_training_step_matches_cpu(options, monkeypatch):
             assert torch.allclose(
                 p_gpu.grad.cpu(), p_cpu.grad, rtol=1e-3, atol=1e-4
             ), name
+
+
+def test_relative_attention_equals_a_plain_per_pair_computation():
+    """The banded relative terms against the definition (Shaw et al.), pair by pair, on a
+    padded batch: outputs and gradients."""
+    from espnet_glowtts.encoder import RelativeSelfAttention
+
+    torch.manual_seed(0)
+    window, heads, d = 2, 2, 4
+    attention = RelativeSelfAttention(heads * d, heads, window)
+    q = torch.randn(2, heads, 7, d, requires_grad=True)
+    k, v = torch.randn(2, heads, 7, d), torch.randn(2, heads, 7, d)
+    valid = torch.tensor([[1] * 7, [1] * 4 + [0] * 3]).bool()
+    pair_mask = valid[:, None, :, None] & valid[:, None, None, :]
+
+    scores = q @ k.transpose(-2, -1)
+    expected_scores = scores.clone()
+    for i in range(7):
+        for j in range(7):
+            if abs(j - i) <= window:
+                rel = q[..., i, :] @ attention.rel_key[j - i + window]
+                expected_scores[..., i, j] = scores[..., i, j] + rel
+    weights = torch.softmax(expected_scores.masked_fill(~pair_mask, -1e4), dim=-1)
+    expected = weights @ v
+    for i in range(7):
+        for j in range(max(0, i - window), min(7, i + window + 1)):
+            rel_value = attention.rel_value[j - i + window]
+            expected[..., i, :] = (
+                expected[..., i, :] + weights[..., i, j, None] * rel_value
+            )
+    got = attention.attend(q, k, v, pair_mask)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    params = [q, attention.rel_key, attention.rel_value]
+    for a, b in zip(
+        torch.autograd.grad(got.square().sum(), params),
+        torch.autograd.grad(expected.square().sum(), params),
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
