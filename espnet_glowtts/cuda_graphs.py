@@ -42,12 +42,16 @@ class CapturedCall:
     Args:
         fn (Callable): Tensors -> tuple of tensors, free of host synchronisation.
         capture (bool): False runs ``fn`` eagerly (CPU, or to compare).
+        pool: A memory pool (``torch.cuda.graph_pool_handle()``) shared with other
+            graphs. Safe here because every replay's outputs are cloned at once, so no
+            graph's static outputs are read after another graph has run.
 
     """
 
-    def __init__(self, fn: Callable, capture: bool = True):
+    def __init__(self, fn: Callable, capture: bool = True, pool=None):
         self.fn = fn
         self.capture = capture
+        self.pool = pool
         self.graphs: Dict[tuple, tuple] = {}
 
     def __call__(self, *args: Optional[torch.Tensor]) -> Tuple[torch.Tensor, ...]:
@@ -74,7 +78,7 @@ class CapturedCall:
                 self.fn(*inputs)
         torch.cuda.current_stream().wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, pool=self.pool):
             outputs = self.fn(*inputs)
         return graph, inputs, outputs
 
@@ -118,8 +122,11 @@ class GraphedInference:
         self.token_bucket = token_bucket
         self.frame_bucket = _bucket(frame_bucket, f)
         self.capture = capture
-        self._encode = CapturedCall(model._encode_and_predict, capture)
-        self._decode = CapturedCall(self._decode_padded, capture)
+        # One memory pool for all buckets: each graph's activations would otherwise keep
+        # a pool of their own.
+        pool = torch.cuda.graph_pool_handle() if capture else None
+        self._encode = CapturedCall(model._encode_and_predict, capture, pool)
+        self._decode = CapturedCall(self._decode_padded, capture, pool)
 
     def _decode_padded(self, z, y_mask, g):
         with _unpacked(self.model.decoder):

@@ -359,7 +359,8 @@ class GlowTTS(AbsTTS):
 
         Synthesis on a GPU is bound by kernel launches; replaying them as graphs makes it
         several times faster, with the same output (inputs are padded and masked). Each new
-        bucket is captured once, on first use. Call after moving the model to its device.
+        bucket is captured once, on first use. Call after moving the model to its device,
+        and ``disable_cuda_graphs`` before copying the model (graphs cannot be copied).
 
         Args:
             token_bucket (int): Token lengths are padded up to a multiple of this.
@@ -369,6 +370,10 @@ class GlowTTS(AbsTTS):
         """
         from espnet_glowtts.cuda_graphs import GraphedInference
 
+        if capture and not torch.cuda.is_available():
+            raise ValueError(
+                "enable_cuda_graphs needs a CUDA device (none is available)"
+            )
         self._cuda_graphs = GraphedInference(self, token_bucket, frame_bucket, capture)
 
     def disable_cuda_graphs(self) -> None:

@@ -58,6 +58,12 @@ def test_padded_batches_match_too():
         torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only refusal")
+def test_enabling_graphs_without_cuda_is_a_clear_error():
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        _model().enable_cuda_graphs()
+
+
 def test_training_ignores_the_graphs():
     model = _model()
     model.enable_cuda_graphs(capture=False)
