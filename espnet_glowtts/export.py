@@ -15,7 +15,8 @@ The couplings and the encoder's feed-forward networks are exported as 4-D (1, C,
 convolutions with each gated layer's halves as separate convolutions. onnxruntime then runs
 them in its channel-blocked layout with the activations fused (its NCHWc transformer, for
 4-D convolutions only), which takes the paper-size decoder from 0.80x to 0.58x of torch
-eager's time on 2 threads (bench/RESULTS.md, section 4).
+eager's time on 2 threads; the attention is exported without masks (bench/RESULTS.md,
+section 4).
 """
 
 import copy
@@ -44,28 +45,33 @@ from espnet_glowtts.glow_tts import GlowTTS
 OPSET = 17
 
 
-def _fold_weight_norm(module: nn.Module) -> nn.Module:
-    """Replace every WeightNormConv1d by a plain Conv1d holding its normalised weight."""
+def _replace(module: nn.Module, kind: type, make) -> nn.Module:
+    """Replace every ``kind`` below ``module`` by ``make(it)``."""
     for name, child in list(module.named_children()):
-        if isinstance(child, WeightNormConv1d):
-            conv = nn.Conv1d(
-                child.in_channels,
-                child.out_channels,
-                child.kernel_size,
-                stride=child.stride,
-                padding=child.padding,
-                dilation=child.dilation,
-                groups=child.groups,
-                bias=child.bias is not None,
-            )
-            with torch.no_grad():
-                conv.weight.copy_(child.normalized_weight())
-                if child.bias is not None:
-                    conv.bias.copy_(child.bias)
-            setattr(module, name, conv)
+        if isinstance(child, kind):
+            setattr(module, name, make(child))
         else:
-            _fold_weight_norm(child)
+            _replace(child, kind, make)
     return module
+
+
+def _folded(conv: WeightNormConv1d) -> nn.Conv1d:
+    """A plain Conv1d holding the normalised weight."""
+    plain = nn.Conv1d(
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        stride=conv.stride,
+        padding=conv.padding,
+        dilation=conv.dilation,
+        groups=conv.groups,
+        bias=conv.bias is not None,
+    )
+    with torch.no_grad():
+        plain.weight.copy_(conv.normalized_weight())
+        if conv.bias is not None:
+            plain.bias.copy_(conv.bias)
+    return plain
 
 
 def _static_layer_norms(module: nn.Module) -> nn.Module:
@@ -138,16 +144,6 @@ class _UnmaskedAttention(nn.Module):
         q = split(a.query(x)) * d**-0.5
         out = a.attend(q, split(a.key(x)), split(a.value(x)))
         return a.out(out.transpose(1, 2).reshape(1, heads * d, t))
-
-
-def _replace(module: nn.Module, kind: type, make) -> nn.Module:
-    """Replace every ``kind`` below ``module`` by ``make(it)``."""
-    for name, child in list(module.named_children()):
-        if isinstance(child, kind):
-            setattr(module, name, make(child))
-        else:
-            _replace(child, kind, make)
-    return module
 
 
 def _inverse_mix(invconv: InvertibleConv1x1, actnorm: ActNorm) -> nn.Conv1d:
@@ -270,7 +266,7 @@ class DecoderGraph(nn.Module):
 
     def __init__(self, model: GlowTTS):
         super().__init__()
-        model = _fold_weight_norm(copy.deepcopy(model))
+        model = _replace(copy.deepcopy(model), WeightNormConv1d, _folded)
         flows = model.decoder.flows
         self.squeeze_factor = model.decoder.squeeze_factor
         couplings = [f for f in flows if isinstance(f, AffineCoupling)]
