@@ -16,7 +16,6 @@ The mechanism is PyTorch's (``torch.cuda.CUDAGraph``, as in its "CUDA Graphs" no
 nothing here comes from another Glow-TTS implementation, none of which has it.
 """
 
-from contextlib import contextmanager
 from typing import Callable, Dict, Optional, Tuple
 
 import torch
@@ -83,21 +82,6 @@ class CapturedCall:
         return graph, inputs, outputs
 
 
-@contextmanager
-def _unpacked(decoder: nn.Module):
-    """Run the couplings unpacked: packing reads the lengths on the host (no graph can
-    hold that), and it only pays on CPUs."""
-    couplings = [m for m in decoder.modules() if hasattr(m, "pack_batch")]
-    saved = [m.pack_batch for m in couplings]
-    for m in couplings:
-        m.pack_batch = False
-    try:
-        yield
-    finally:
-        for m, p in zip(couplings, saved):
-            m.pack_batch = p
-
-
 class GraphedInference:
     """The encoder + duration predictor and the reverse flows of a GlowTTS as graphs.
 
@@ -129,8 +113,7 @@ class GraphedInference:
         self._decode = CapturedCall(self._decode_padded, capture, pool)
 
     def _decode_padded(self, z, y_mask, g):
-        with _unpacked(self.model.decoder):
-            return (self.model.decoder(z, y_mask, g, reverse=True)[0],)
+        return (self.model.decoder(z, y_mask, g, reverse=True)[0],)
 
     def encode(self, text, text_lengths, g):
         """As ``GlowTTS._encode_and_predict``.

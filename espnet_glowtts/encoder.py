@@ -10,7 +10,7 @@ ESPnet's ``LayerNorm`` is reused for the channel LayerNorm.
 """
 
 import math
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from espnet2.legacy.nets.pytorch_backend.transformer.layer_norm import LayerNorm
@@ -158,17 +158,13 @@ class RelativeSelfAttention(nn.Module):
 
         """
         w, t = self.window_size, q.size(-2)
-        band = q @ self.rel_key.t().to(
-            q.dtype
-        )  # (..., T, 2w+1), column o: offset o - w
+        # (..., T, 2w+1): column o holds offset o - w
+        band = q @ self.rel_key.t().to(q.dtype)
         lead = band.shape[:-2]
         # row i shifted right by i, then the columns of keys 0..T-1: (..., T, T)
-        rows = nn.functional.pad(band, (0, t)).reshape(*lead, -1)[
-            ..., : t * (t + 2 * w)
-        ]
-        scores = (
-            q @ k.transpose(-2, -1) + rows.view(*lead, t, t + 2 * w)[..., w : w + t]
-        )
+        rows = nn.functional.pad(band, (0, t)).reshape(*lead, -1)
+        rows = rows[..., : t * (t + 2 * w)].view(*lead, t, t + 2 * w)
+        scores = q @ k.transpose(-2, -1) + rows[..., w : w + t]
         if pair_mask is not None:
             scores = scores.masked_fill(~pair_mask, -1e4)
         weights = self.dropout(torch.softmax(scores, dim=-1))
@@ -177,12 +173,13 @@ class RelativeSelfAttention(nn.Module):
         offsets = nn.functional.pad(offsets, (0, t)).view(*lead, t, t + 2 * w + 1)
         return weights @ v + offsets[..., : 2 * w + 1] @ self.rel_value.to(v.dtype)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
         """Attend within each sequence.
 
         Args:
             x (Tensor): Input (B, C, T).
-            mask (Tensor): Valid positions (B, 1, T).
+            mask (Optional[Tensor]): Valid positions (B, 1, T); None when all are valid
+                (no mask is built, as for the exported graph).
 
         Returns:
             Tensor: Output (B, C, T).
@@ -197,7 +194,9 @@ class RelativeSelfAttention(nn.Module):
 
         q = heads(self.query(x)) * self.head_channels**-0.5  # (B, H, T, D)
         k, v = heads(self.key(x)), heads(self.value(x))
-        pair_mask = (mask.unsqueeze(-1) * mask.unsqueeze(-2)) > 0  # (B, 1, T, T)
+        pair_mask = (
+            None if mask is None else (mask.unsqueeze(-1) * mask.unsqueeze(-2)) > 0
+        )  # (B, 1, T, T)
         out = self.attend(q, k, v, pair_mask)
         out = out.transpose(2, 3).reshape(batch, channels, length)
         return self.out(out)

@@ -135,15 +135,7 @@ class _UnmaskedAttention(nn.Module):
         self.attention = attention
 
     def forward(self, x, mask):
-        a = self.attention
-        heads, d, t = a.num_heads, a.head_channels, x.size(2)
-
-        def split(y):
-            return y.view(heads, d, t).transpose(1, 2)  # (H, T, D)
-
-        q = split(a.query(x)) * d**-0.5
-        out = a.attend(q, split(a.key(x)), split(a.value(x)))
-        return a.out(out.transpose(1, 2).reshape(1, heads * d, t))
+        return self.attention(x, None)
 
 
 def _inverse_mix(invconv: InvertibleConv1x1, actnorm: ActNorm) -> nn.Conv1d:

@@ -67,7 +67,8 @@ def packed_call(
         Tensor: ``stack(x, mask, g)`` (B, C', T).
 
     """
-    if x.size(0) == 1:
+    # Packing reads the lengths on the host, which a CUDA graph being captured cannot hold.
+    if x.size(0) == 1 or (x.is_cuda and torch.cuda.is_current_stream_capturing()):
         return stack(x, mask, g)
     gap = stack.__dict__.get("_conv_reach")
     if gap is None:

@@ -93,3 +93,22 @@ def test_cuda_graph_replays_equal_eager_inference():
     # 5 and 9 tokens share a bucket, as do 30 and 31: two encoder graphs
     assert len(graphs._encode.graphs) == 2
     assert 1 <= len(graphs._decode.graphs) <= len(cases)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_graphs_capture_packed_batches_unpacked():
+    """Packing reads lengths on the host: under capture the couplings run unpacked."""
+    model = _model(pack_flow_batch=True).cuda()
+    texts = [torch.tensor([3, 4, 5, 6, 7, 8, 9]).cuda(), torch.tensor([2, 5]).cuda()]
+    kwargs = dict(
+        sids=torch.tensor([0, 2]).cuda(),
+        spembs=torch.randn(2, 5).cuda(),
+        noise_scale=0.0,
+    )
+    ref = model.batch_inference(texts, **kwargs)
+    model.enable_cuda_graphs(token_bucket=8, frame_bucket=32)
+    for _ in range(2):  # capture, then replay
+        out = model.batch_inference(texts, **kwargs)
+        assert torch.equal(out["duration"], ref["duration"])
+        for a, b in zip(out["feat_gen"], ref["feat_gen"]):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-4)
