@@ -193,3 +193,35 @@ def test_wavs_analysed_in_parallel_give_the_serial_numbers(decoded):
         np.testing.assert_array_equal(score.mcep(x, 1024, HOP), mc)
         np.testing.assert_array_equal(score.log_f0(x, FS, HOP), f0)
     assert len(score._ANALYSES) == 2 * len(wavs)  # nothing computed again
+
+
+def test_asr_threads_give_each_wav_its_own_transcript(decoded, monkeypatch):
+    """Transcripts come back to the wav they belong to whatever order the ASR threads
+    finish in: a fake ASR that hears each wav's own sentence, slowest first, gives a
+    CER of 0 for every system, and two threads are busy at once."""
+    import threading
+    import time
+
+    busy, most = [0], [0]
+    lock = threading.Lock()
+    delays = iter(np.linspace(0.3, 0.0, 64))
+
+    def hear(path):
+        with lock:
+            busy[0] += 1
+            most[0] = max(most[0], busy[0])
+            delay = next(delays)
+        time.sleep(delay)  # earlier calls finish later
+        with lock:
+            busy[0] -= 1
+        utt = path.rsplit("/", 1)[-1][: -len(".wav")]
+        return TEXTS[utt]
+
+    seen = []
+    monkeypatch.setattr(
+        score, "load_asr", lambda workers=1: (seen.append(workers) or hear, "fake")
+    )
+    r, _ = _score(decoded, "--dnsmos", "none", "--nj", "2", "--asr", "auto")
+    assert seen == [2] and most[0] == 2
+    for system in ("synthesis", "reference_vocoded", "reference"):
+        assert r["systems"][system]["cer"] == 0.0, system
