@@ -57,6 +57,7 @@ batch_size: 3
 num_workers: 0
 keep_nbest_models: 1
 num_att_plot: 0
+use_matplotlib: false
 best_model_criterion: [[valid, loss, min], [train, loss, min]]
 """
 # ESPnet's FastSpeech2 with token-averaged pitch and energy, tiny: a student of the teacher dump.
@@ -251,6 +252,21 @@ def test_killed_training_resumes_from_its_checkpoint(recipe):
     assert "The training was resumed using" in log
     assert "1/4epoch started" not in log  # the first epoch is not trained again
     assert (recipe["root"] / EXP / "4epoch.pth").is_file()
+
+
+def test_training_curves_are_drawn_once_after_training(recipe, tmp_path):
+    """The config turns ESPnet's per-epoch plots off (as the mini config does); stage 6
+    draws the same curves from the reporter state in checkpoint.pth after the last epoch."""
+    from glowtts_recipe import plot_training
+    from glowtts_recipe.datadir import DataError
+
+    images = recipe["root"] / EXP / "images"
+    pngs = list(images.glob("*.png"))
+    assert {"loss.png", "mle_loss.png", "duration_loss.png"} <= {p.name for p in pngs}
+    last_epoch = (recipe["root"] / EXP / "4epoch.pth").stat().st_mtime
+    assert all(p.stat().st_size > 0 and p.stat().st_mtime >= last_epoch for p in pngs)
+    with pytest.raises(DataError, match="checkpoint.pth: missing"):
+        plot_training.plot_training(tmp_path)
 
 
 def _state(path: Path) -> dict:

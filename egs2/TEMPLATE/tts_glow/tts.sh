@@ -511,6 +511,12 @@ if begin_stage 6 5 "${skip_train}" "training ${tts_exp}" "$(checksum "${train_co
         die "training failed (log: ${tts_exp}/train.log)"
     fi
     [ -e "${tts_exp}/${inference_model}" ] || die "training ended without ${tts_exp}/${inference_model}"
+    if grep -q -E "^use_matplotlib: false$" "${tts_exp}/config.yaml"; then
+        # The config skipped ESPnet's per-epoch plots: draw the curves once, from the
+        # reporter state in checkpoint.pth.
+        ${python} -m glowtts_recipe.plot_training --exp_dir "${tts_exp}" \
+            || die "could not draw ${tts_exp}/images from ${tts_exp}/checkpoint.pth"
+    fi
     end_stage 6
 fi
 
