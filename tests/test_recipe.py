@@ -256,7 +256,8 @@ def test_killed_training_resumes_from_its_checkpoint(recipe):
 
 def test_training_curves_are_drawn_once_after_training(recipe, tmp_path):
     """The config turns ESPnet's per-epoch plots off (as the mini config does); stage 6
-    draws the same curves from the reporter state in checkpoint.pth after the last epoch."""
+    draws the same curves from the reporter state in checkpoint.pth after the last epoch.
+    """
     from glowtts_recipe import plot_training
     from glowtts_recipe.datadir import DataError
 
