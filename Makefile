@@ -11,9 +11,10 @@ EXTRAS := test,recipe,dnsmos,onnx,xvector
 INSTALLER ?= uv
 # uv installs what pip would in a fraction of the time (torch's CUDA wheels are 4 GB to
 # unpack, and uv does it in parallel); pip when uv cannot be had or fails, or INSTALLER=pip.
+# --compile-bytecode: as pip, so that the first imports of every stage need not compile.
 install_pkgs = ( if [ "$(INSTALLER)" != pip ] && { [ -x $(VENV)/bin/uv ] || \
   $(PY) -m pip install -q "uv>=0.5" >/dev/null 2>&1; }; then \
-  $(VENV)/bin/uv pip install --python $(PY) $(1) && exit 0; \
+  $(VENV)/bin/uv pip install --compile-bytecode --python $(PY) $(1) && exit 0; \
   echo ">> uv failed: installing with pip" >&2; fi; $(PY) -m pip install $(1) )
 
 .PHONY: install test lint demo bench sysdeps clean
