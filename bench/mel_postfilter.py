@@ -15,10 +15,9 @@ so each variant gets the same Griffin-Lim, ASR and DNSMOS as the demo. Variants:
 * ``sharpen_t``, ``sharpen_tf``: unsharp masking (y + 0.5 (y - 3-point mean)) along time,
   or over time and frequency.
 
-Run from the recipe directory, with the recipe on PYTHONPATH::
+Run from the recipe directory (``glowtts_recipe`` is installed with the package)::
 
-    PYTHONPATH=../../TEMPLATE/tts_glow python ../../../bench/mel_postfilter.py \\
-        --exp_dir exp/<exp> --out_root exp/postfilter dev
+    python ../../../bench/mel_postfilter.py --exp_dir exp/<exp> --out_root exp/postfilter dev
 """
 
 import argparse

@@ -157,3 +157,31 @@ def test_compare_report_summary_gives_the_shell_whole_seconds(tmp_path, capsys):
     assert capsys.readouterr().out.strip() == "1074"  # 2 x (500.4 + 36.5) = 1073.8
     main(["summary", str(tmp_path)])
     assert '"steps": 500' in capsys.readouterr().out
+
+
+def test_mel_postfilters_do_what_their_names_say():
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location(
+        "mel_postfilter", ROOT / "bench" / "mel_postfilter.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rng = np.random.default_rng(0)
+    mel = rng.normal(-2.0, 0.5, (120, 80))
+    target = rng.uniform(0.5, 2.0, 80)
+    filters = module.postfilters(target)
+    np.testing.assert_array_equal(filters["none"](mel), mel)
+    gv = filters["gv"](mel)
+    np.testing.assert_allclose(gv.var(0), target, rtol=1e-5)
+    np.testing.assert_allclose(gv.mean(0), mel.mean(0), atol=1e-9)
+    np.testing.assert_allclose(filters["scale1.2"](mel).var(0), 1.44 * mel.var(0))
+    change = [float(np.abs(np.diff(mel, axis=a)).mean()) for a in (0, 1)]
+    sharp_t = filters["sharpen_t"](mel)
+    sharp_tf = filters["sharpen_tf"](mel)
+    assert np.abs(np.diff(sharp_t, axis=0)).mean() > change[0]
+    one_bin = np.zeros_like(mel)
+    one_bin[:, 5] = mel[:, 5]  # along time only: no other bin moves; over both: they do
+    assert not filters["sharpen_t"](one_bin)[:, [4, 6]].any()
+    assert filters["sharpen_tf"](one_bin)[:, [4, 6]].any()
+    assert np.abs(np.diff(sharp_tf, axis=1)).mean() > change[1]
