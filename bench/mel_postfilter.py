@@ -96,9 +96,8 @@ def main():
         out = {u: filters[name](m).astype(np.float32) for u, m in decoded.items()}
         print(f"{name}: {smoothness(out.values())}")
         set_dir = args.out_root / name / args.set
-        for k in range(
-            1, args.draws + 1
-        ):  # Griffin-Lim's random phases differ per draw
+        # the same features in every draw: Griffin-Lim's random phases are what differ
+        for k in range(1, args.draws + 1):
             d = set_dir / f"feats_seed{k}"
             d.mkdir(parents=True, exist_ok=True)
             for u, m in out.items():
