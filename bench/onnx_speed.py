@@ -6,7 +6,8 @@ For the paper-size (conf/tuning/train_glow_tts.yaml, 28.6M parameters) and mini
 per input token, LJSpeech's rate), at 40/180/500 input tokens and 1 and 2 threads:
 
 * features: torch eager ``GlowTTS.inference`` vs onnxruntime (encoder graph, numpy path,
-  decoder graph) at noise_scale 0.333, median of ``--repeats`` interleaved runs;
+  decoder graph) at noise_scale 0.333, median of ``--repeats`` interleaved runs; the
+  export's default decoder (Winograd couplings) and its 4-D convolution form, both timed;
 * int8 dynamic quantization (onnxruntime.quantization): its speed, and the mel-cepstral
   distortion of its features from the fp32 graphs' at noise_scale 0 (MCD from the DCT of
   the log-mel frames, coefficients 1..24, frames paired up to the shorter output);
@@ -195,6 +196,8 @@ def run_threads(threads: int, work: Path, repeats: int, lengths) -> list:
             _set_duration(model, FRAMES_PER_TOKEN / 2)
             torch.save(model.state_dict(), exp / "model.pth")
             export(str(exp), work / f"{name}_onnx", int8=True, check_text="a test.")
+        if not (work / f"{name}_onnx_4d").exists():
+            export(str(exp), work / f"{name}_onnx_4d", check_text="a.", winograd=False)
         model, _ = TTSTask.build_model_from_file(exp / "config.yaml", exp / "model.pth")
         model.eval()
         tts = model.tts
@@ -203,6 +206,7 @@ def run_threads(threads: int, work: Path, repeats: int, lengths) -> list:
         int8 = Synthesizer(
             work / f"{name}_onnx", num_threads=threads, seed=0, quantized=True
         )
+        conv4d = Synthesizer(work / f"{name}_onnx_4d", num_threads=threads, seed=0)
         gl = Spectrogram2Waveform(
             **model.feats_extract.get_parameters(), griffin_lim_iters=32
         )
@@ -223,6 +227,9 @@ def run_threads(threads: int, work: Path, repeats: int, lengths) -> list:
             fns = dict(
                 torch=torch_feats,
                 ort=lambda: fp32.synthesize_ids(ids, noise_scale=0.333, vocoder=False),
+                ort_4d=lambda: conv4d.synthesize_ids(
+                    ids, noise_scale=0.333, vocoder=False
+                ),
                 ort_int8=lambda: int8.synthesize_ids(
                     ids, noise_scale=0.333, vocoder=False
                 ),
@@ -251,6 +258,7 @@ def run_threads(threads: int, work: Path, repeats: int, lengths) -> list:
                     audio_s=seconds,
                     **{f"{k}_s": v for k, v in med.items()},
                     ort_over_torch=med["ort"] / med["torch"],
+                    ort_4d_over_torch=med["ort_4d"] / med["torch"],
                     int8_over_fp32=med["ort_int8"] / med["ort"],
                     int8_mcd_db=_mcd(q["feat_gen_denorm"], ref["feat_gen_denorm"]),
                     int8_same_durations=bool(
@@ -269,15 +277,16 @@ def markdown(rows, load: str) -> str:
         f"Machine load during the run: {load}.",
         "",
         "| model | threads | tokens | frames | torch feats (s) | ORT feats (s) | ORT/torch "
-        "| int8 (s) | int8/fp32 | int8 MCD (dB) | int8 same durations | RTF ORT+GL "
-        "| RTF torch+GL |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| ORT 4-D convs/torch | int8 (s) | int8/fp32 | int8 MCD (dB) "
+        "| int8 same durations | RTF ORT+GL | RTF torch+GL |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['model']} ({r['params'] / 1e6:.1f}M) | {r['threads']} | {r['tokens']} "
             f"| {r['frames']} | {r['torch_s']:.3f} | {r['ort_s']:.3f} "
-            f"| {r['ort_over_torch']:.2f}x | {r['ort_int8_s']:.3f} "
+            f"| {r['ort_over_torch']:.2f}x | {r['ort_4d_over_torch']:.2f}x "
+            f"| {r['ort_int8_s']:.3f} "
             f"| {r['int8_over_fp32']:.2f}x | {r['int8_mcd_db']:.2f} "
             f"| {'yes' if r['int8_same_durations'] else 'no'} | {r['rtf_ort_e2e']:.3f} "
             f"| {r['rtf_torch_e2e']:.3f} |"

@@ -17,12 +17,20 @@ them in its channel-blocked layout with the activations fused (its NCHWc transfo
 4-D convolutions only), which takes the paper-size decoder from 0.80x to 0.58x of torch
 eager's time on 2 threads; the attention is exported without masks (bench/RESULTS.md,
 section 4).
+
+Undilated couplings (the paper's and the demo's configs) go one step further: their k-tap
+convolutions are written as Winograd's minimal filtering F(m, k) (Lavin and Gray, "Fast
+Algorithms for Convolutional Neural Networks", CVPR 2016), in one dimension. Each tile of
+m outputs takes m + k - 1 products in a transformed domain instead of m * k, so the
+couplings' matrix work drops 2.5x at k = 5. The transforms are constants folded from the
+weights in float64, and the coupling runs as (1, C, T) matrix products (``_CouplingWinograd``).
 """
 
 import copy
 import warnings
+from fractions import Fraction
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import torch
 from torch import nn
@@ -126,6 +134,117 @@ class _FeedForward4d(nn.Module):
         return self.conv2(torch.relu(self.conv1(x.unsqueeze(2)))).squeeze(2)
 
 
+# Seven finite interpolation points and infinity: n = 8 products per tile, so F(4, 5) for
+# the decoder's kernel. Small integers and their inverses keep the transforms well
+# conditioned in float32 (max abs error ~1e-6 on a paper-size coupling, as direct).
+WINOGRAD_POINTS = (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2))
+
+
+def winograd_matrices(
+    kernel_size: int, points=WINOGRAD_POINTS
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Transforms of F(m, k), n = len(points) + 1 = m + k - 1, in float64.
+
+    Correlation is the transpose of Toom-Cook polynomial multiplication: with V_j the
+    (n, j) Vandermonde matrix of the points (infinity picks the leading coefficient),
+    ``y = A^T [(G g) * (B^T d)]`` for A^T = V_m^T, G = V_k, B^T = V_n^-T, where d is a
+    tile of n inputs and y its m outputs of the k-tap filter g.
+
+    Returns:
+        Tensor: A^T (m, n), output transform.
+        Tensor: G (n, k), filter transform.
+        Tensor: B^T (n, n), input transform.
+
+    """
+    n = len(points) + 1
+    m = n - kernel_size + 1
+
+    def vandermonde(cols):
+        rows = [[Fraction(p) ** j for j in range(cols)] for p in points]
+        rows.append([0] * (cols - 1) + [1])
+        return torch.tensor(
+            [[float(v) for v in row] for row in rows], dtype=torch.float64
+        )
+
+    return (
+        vandermonde(m).T,
+        vandermonde(kernel_size),
+        torch.linalg.inv(vandermonde(n)).T,
+    )
+
+
+class _WinogradConv(nn.Module):
+    """A "same" undilated convolution of one sequence (1, C, T) -> (1, O, T) by F(m, k)."""
+
+    def __init__(self, conv: nn.Conv1d, rows: slice = slice(None)):
+        super().__init__()
+        output_transform, filter_transform, input_transform = winograd_matrices(
+            conv.kernel_size[0]
+        )
+        weight = conv.weight[rows].detach().double()
+        self.channels = weight.size(1)
+        self.tile, self.points = output_transform.shape
+        self.pad = conv.padding[0]
+        # (n, O, C): one matrix product per transformed point
+        self.register_buffer(
+            "weight",
+            torch.einsum("nk,ock->noc", filter_transform, weight).float().contiguous(),
+        )
+        # B^T as a depthwise convolution with stride m: every tile of every channel at once
+        self.register_buffer(
+            "input_transform",
+            input_transform.float().repeat(self.channels, 1)[:, None].contiguous(),
+        )
+        self.register_buffer("output_transform", output_transform.float())
+        self.register_buffer("bias", conv.bias[rows].detach()[:, None].clone())
+
+    def forward(self, x):
+        length = x.size(2)
+        tiles = (length + self.tile - 1) // self.tile
+        x = nn.functional.pad(x, (self.pad, tiles * self.tile - length + self.pad))
+        v = nn.functional.conv1d(
+            x, self.input_transform, stride=self.tile, groups=self.channels
+        )  # (1, C * n, tiles)
+        v = v.view(self.channels, self.points, tiles).transpose(0, 1)
+        products = torch.matmul(self.weight, v)  # (n, O, tiles)
+        # (O * tiles, m) = products^T A: the outputs in time order, no permute of y
+        y = torch.matmul(products.view(self.points, -1).t(), self.output_transform.t())
+        return y.view(1, -1, tiles * self.tile)[:, :, :length] + self.bias
+
+
+def _tileable(*convs: nn.Conv1d) -> bool:
+    """Whether ``_WinogradConv`` computes these: odd kernels, "same" padding, no dilation."""
+    return all(
+        c.dilation[0] == 1
+        and c.kernel_size[0] % 2
+        and c.padding[0] == c.kernel_size[0] // 2
+        for c in convs
+    )
+
+
+class _Dense(nn.Module):
+    """A 1x1 convolution of one sequence (1, C, T) as a matrix product."""
+
+    def __init__(self, conv: nn.Conv1d, rows: slice = slice(None)):
+        super().__init__()
+        self.register_buffer("weight", conv.weight[rows, :, 0].detach().clone())
+        self.register_buffer("bias", conv.bias[rows].detach()[:, None].clone())
+
+    def forward(self, x):
+        return torch.matmul(self.weight, x) + self.bias
+
+
+class _FeedForwardWinograd(nn.Module):
+    """An encoder FeedForward on (1, C, T) by Winograd's F(m, k), masks all ones."""
+
+    def __init__(self, ffn: FeedForward):
+        super().__init__()
+        self.conv1, self.conv2 = _WinogradConv(ffn.conv1), _WinogradConv(ffn.conv2)
+
+    def forward(self, x, mask):
+        return self.conv2(torch.relu(self.conv1(x)))
+
+
 class _UnmaskedAttention(nn.Module):
     """RelativeSelfAttention for one unpadded sequence: no masks (every pair is valid),
     which spares onnxruntime a (T, T) select per layer."""
@@ -167,10 +286,18 @@ class _Condition(nn.Module):
 class EncoderGraph(nn.Module):
     """Tokens (1, T_text') -> prior mean, log-std (1, odim, T_text'), durations (1, T_text')."""
 
-    def __init__(self, model: GlowTTS):
+    def __init__(self, model: GlowTTS, winograd: bool = True):
         super().__init__()
         model = _static_layer_norms(copy.deepcopy(model))
-        _replace(model, FeedForward, _FeedForward4d)
+        _replace(
+            model,
+            FeedForward,
+            lambda ffn: (
+                _FeedForwardWinograd(ffn)
+                if winograd and _tileable(ffn.conv1, ffn.conv2)
+                else _FeedForward4d(ffn)
+            ),
+        )
         self.model = _replace(model, RelativeSelfAttention, _UnmaskedAttention)
         self.condition = _Condition(self.model)
 
@@ -253,19 +380,79 @@ class _Mix4d(nn.Module):
         )
 
 
+class _CouplingWinograd(nn.Module):
+    """An AffineCoupling's inverse on (1, C, T) halves: Winograd k-tap layers, 1x1 products.
+
+    Batch 1 without padding: the masks are all ones and left out.
+    """
+
+    def __init__(self, coupling: AffineCoupling):
+        super().__init__()
+        wn = coupling.wavenet
+        c = wn.channels
+        self.channels = c
+        self.sigmoid_scale = coupling.sigmoid_scale
+        self.start = _Dense(coupling.start)
+        self.in_layers = nn.ModuleList(_WinogradConv(conv) for conv in wn.in_layers)
+        self.res_skip = nn.ModuleList(_Dense(conv) for conv in wn.res_skip_layers)
+        self.cond = wn.cond_layer
+        half = coupling.end.out_channels // 2
+        self.shift = _Dense(coupling.end, slice(0, half))
+        self.log_scale = _Dense(coupling.end, slice(half, 2 * half))
+
+    def forward(self, x_a, x_b, g=None):
+        c = self.channels
+        cond = None if g is None or self.cond is None else self.cond(g)
+        h = self.start(x_a)
+        skip = None
+        last = len(self.in_layers) - 1
+        for i, (in_layer, res_skip) in enumerate(zip(self.in_layers, self.res_skip)):
+            gates = in_layer(h)
+            if cond is not None:
+                gates = gates + cond[:, 2 * c * i : 2 * c * (i + 1)]
+            out = res_skip(torch.tanh(gates[:, :c]) * torch.sigmoid(gates[:, c:]))
+            if i < last:
+                h = h + out[:, :c]
+                out = out[:, c:]
+            skip = out if skip is None else skip + out
+        logs = self.log_scale(skip)
+        if self.sigmoid_scale:
+            logs = torch.log(1e-6 + torch.sigmoid(logs + 2))
+        return (x_b - self.shift(skip)) * torch.exp(-logs)
+
+
+class _Mix3d(nn.Module):
+    """A block's baked inverse mix (``_inverse_mix``) on (1, C, T) halves."""
+
+    def __init__(self, mix: nn.Conv1d, half: int):
+        super().__init__()
+        self.mix, self.half = _Dense(mix), half
+
+    def forward(self, x_a, x_b):
+        y = self.mix(torch.cat([x_a, x_b], dim=1))
+        return y[:, : self.half], y[:, self.half :]
+
+
 class DecoderGraph(nn.Module):
     """Prior along the path (1, odim, T_feats) and noise -> features (1, T_feats, odim)."""
 
-    def __init__(self, model: GlowTTS):
+    def __init__(self, model: GlowTTS, winograd: bool = True):
         super().__init__()
         model = _replace(copy.deepcopy(model), WeightNormConv1d, _folded)
         flows = model.decoder.flows
         self.squeeze_factor = model.decoder.squeeze_factor
         couplings = [f for f in flows if isinstance(f, AffineCoupling)]
         self.half = flows[0].log_scale.numel() // 2
-        self.couplings = nn.ModuleList(_Coupling4d(c) for c in couplings)
+        # dilated WaveNets keep the 4-D form: F(m, k) here tiles contiguous taps
+        self.winograd = winograd and all(
+            _tileable(*c.wavenet.in_layers) for c in couplings
+        )
+        coupling, mix = (
+            (_CouplingWinograd, _Mix3d) if self.winograd else (_Coupling4d, _Mix4d)
+        )
+        self.couplings = nn.ModuleList(coupling(c) for c in couplings)
         self.mixes = nn.ModuleList(
-            _Mix4d(_inverse_mix(flows[i + 1], flows[i]), self.half)
+            mix(_inverse_mix(flows[i + 1], flows[i]), self.half)
             for i in range(0, len(flows), 3)
         )
         self.condition = _Condition(model)
@@ -276,11 +463,14 @@ class DecoderGraph(nn.Module):
         g = self.condition(sids, lids, spembs)
         z = mean_y + torch.exp(log_std_y) * noise * noise_scale
         x, _ = squeeze(z, torch.ones_like(z[:, :1]), self.squeeze_factor)
-        x = x.unsqueeze(2)  # (1, C, 1, T'): see _conv4d
+        if not self.winograd:
+            x = x.unsqueeze(2)  # (1, C, 1, T'): see _conv4d
         x_a, x_b = x[:, : self.half], x[:, self.half :]
         for coupling, mix in zip(reversed(self.couplings), reversed(self.mixes)):
             x_a, x_b = mix(x_a, coupling(x_a, x_b, g))
-        x = torch.cat([x_a, x_b], dim=1).squeeze(2)
+        x = torch.cat([x_a, x_b], dim=1)
+        if not self.winograd:
+            x = x.squeeze(2)
         y, _ = unsqueeze(x, torch.ones_like(x[:, :1]), self.squeeze_factor)
         return y.transpose(1, 2)
 
@@ -325,12 +515,16 @@ def _export(
 
 
 @torch.no_grad()
-def export_graphs(model: GlowTTS, out_dir: Path) -> Dict[str, List[str]]:
+def export_graphs(
+    model: GlowTTS, out_dir: Path, winograd: bool = True
+) -> Dict[str, List[str]]:
     """Write ``encoder.onnx`` and ``decoder.onnx`` into ``out_dir`` (each atomically).
 
     Args:
         model (GlowTTS): The model (put in eval mode here).
         out_dir (Path): Existing directory.
+        winograd (bool): The feed-forward networks and undilated couplings by
+            Winograd's F(m, k) (else as 4-D convolutions).
 
     Returns:
         Dict[str, List[str]]: Input names of each graph.
@@ -342,7 +536,7 @@ def export_graphs(model: GlowTTS, out_dir: Path) -> Dict[str, List[str]]:
     text[0, 1::2] = min(1, model.idim - 1)
     enc_args = dict(text=text, length_scale=torch.tensor(1.0), **cond)
     _export(
-        EncoderGraph(model).eval(),
+        EncoderGraph(model, winograd).eval(),
         enc_args,
         ["mean", "log_std", "durations"],
         dict(
@@ -363,7 +557,7 @@ def export_graphs(model: GlowTTS, out_dir: Path) -> Dict[str, List[str]]:
         **cond,
     )
     _export(
-        DecoderGraph(model).eval(),
+        DecoderGraph(model, winograd).eval(),
         dec_args,
         ["feats"],
         dict(

@@ -15,7 +15,7 @@ import soundfile as sf
 import torch
 
 import espnet_glowtts  # noqa: F401  (registers glow_tts)
-from espnet_glowtts.export import export_graphs
+from espnet_glowtts.export import DecoderGraph, _WinogradConv, export_graphs
 from espnet_glowtts.runtime import ExportError, Synthesizer, split_sentences
 from espnet_glowtts.runtime.synthesizer import (
     expand_prior,
@@ -114,6 +114,38 @@ def test_graphs_match_torch_at_zero_noise(tmp_path, conditioning):
         )
         np.testing.assert_array_equal(durations, ref["duration"].numpy())
         assert np.abs(feats - ref["feat_gen"].numpy()).max() < 1e-3
+
+
+@pytest.mark.parametrize("kernel_size", [3, 5, 7])
+def test_winograd_convolution_equals_conv1d(kernel_size):
+    g = torch.Generator().manual_seed(kernel_size)
+    conv = torch.nn.Conv1d(6, 10, kernel_size, padding=kernel_size // 2).double()
+    with torch.no_grad():
+        conv.weight.normal_(generator=g)
+        conv.bias.normal_(generator=g)
+    fast = _WinogradConv(conv.float(), rows=slice(2, 9))
+    for length in (1, 2, 3, 4, 5, 9, 64, 131):  # shorter than a tile, ragged last tiles
+        x = torch.randn(1, 6, length, generator=g, dtype=torch.float64)
+        ref = conv.double()(x)[:, 2:9]
+        y = fast(x.float()).double()
+        assert y.shape == ref.shape
+        assert (y - ref).abs().max() < 2e-5 * ref.abs().max()
+
+
+def test_decoder_graph_forms_agree():
+    model = tiny_glow_tts()
+    randomize_flows(model)
+    model.eval()
+    winograd, direct = DecoderGraph(model), DecoderGraph(model, winograd=False)
+    assert winograd.winograd and not direct.winograd
+    g = torch.Generator().manual_seed(0)
+    mean = torch.randn(1, 8, 46, generator=g)
+    args = (mean, mean - 1.0, torch.randn(1, 8, 46, generator=g), torch.tensor(0.5))
+    with torch.no_grad():
+        a, b = winograd(*args), direct(*args)
+    assert a.shape == (1, 46, 8) and (a - b).abs().max() < 1e-4
+    dilated = tiny_glow_tts(decoder_dilation_rate=2).eval()
+    assert not DecoderGraph(dilated).winograd
 
 
 def test_numpy_steps_match_torch_helpers():
@@ -320,6 +352,15 @@ def test_runtime_cli_stream_and_int8(phn_export, tmp_path):
         )
         audio, fs = sf.read(wav)
         assert fs == 16000 and len(audio) > 16000 * 0.5 and np.abs(audio).max() > 0
+    # int8 stays near float32: 0.2 std from the direct form, 0.93 from quantized Winograd
+    fp32, int8 = (
+        Synthesizer(phn_export["out"], quantized=q)(
+            text, noise_scale=0.0, vocoder=False
+        )["feat_gen"]
+        for q in (False, True)
+    )
+    n = min(len(fp32), len(int8))
+    assert np.abs(fp32[:n] - int8[:n]).mean() < 0.5 * fp32.std()
 
 
 @pytest.mark.slow

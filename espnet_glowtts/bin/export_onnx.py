@@ -166,18 +166,27 @@ def runtime_config(
     )
 
 
-def quantize(out_dir: Path, config: dict) -> None:
-    """int8 dynamic quantization of both graphs (``*.int8.onnx``)."""
+def quantize(out_dir: Path, config: dict, model: GlowTTS) -> None:
+    """int8 dynamic quantization of both graphs (``*.int8.onnx``).
+
+    Quantized from the direct (4-D convolution) form: Winograd's transformed weights
+    span a wider range than the weights, and one int8 scale per tensor lost them
+    (paper model, random weights: 14 dB MCD from float32, against 1.5 dB direct).
+    """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    direct = out_dir / "direct"
+    direct.mkdir()
+    export_graphs(model, direct, winograd=False)
     for graph in ("encoder", "decoder"):
         name = f"{graph}.int8.onnx"
         quantize_dynamic(
-            str(out_dir / config["graphs"][graph]),
+            str(direct / f"{graph}.onnx"),
             str(out_dir / name),
             weight_type=QuantType.QInt8,
         )
         config["graphs"][f"{graph}_int8"] = name
+    shutil.rmtree(direct)
 
 
 def check(out_dir: Path, espnet_model, preprocess, text: str) -> float:
@@ -231,6 +240,7 @@ def export(
     griffin_lim_iters: int = 32,
     int8: bool = False,
     check_text: str = "This voice was exported to ONNX.",
+    winograd: bool = True,
 ) -> dict:
     """Export ``model_tag`` into ``out_dir`` (atomically). Returns the written config."""
     from espnet2.tasks.tts import TTSTask
@@ -251,9 +261,9 @@ def export(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp.{out_dir.name}.", dir=out_dir.parent))
     try:
-        inputs = export_graphs(espnet_model.tts, tmp)
+        inputs = export_graphs(espnet_model.tts, tmp, winograd)
         if int8:
-            quantize(tmp, config)
+            quantize(tmp, config, espnet_model.tts)
         (tmp / CONFIG).write_text(json.dumps(config, indent=1), encoding="utf-8")
         cond = "".join(f"; {n}" for n in inputs["encoder"][2:])
         (tmp / "README.txt").write_text(
@@ -322,6 +332,12 @@ def main(cmd=None) -> None:
         help="also write int8 graphs (true/false)",
     )
     parser.add_argument("--check_text", default="This voice was exported to ONNX.")
+    parser.add_argument(
+        "--winograd",
+        type=lambda s: s.lower() in ("true", "1", "yes"),
+        default=True,
+        help="undilated couplings by Winograd's F(4, 5) (true/false; false: 4-D convs)",
+    )
     args = parser.parse_args(cmd)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     iters = args.griffin_lim_iters
@@ -341,6 +357,7 @@ def main(cmd=None) -> None:
             iters,
             args.quantize,
             args.check_text,
+            args.winograd,
         )
     except (ValueError, RuntimeError, OSError) as e:
         sys.exit(f"export_onnx: error: {e}")

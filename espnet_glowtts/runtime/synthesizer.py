@@ -126,6 +126,10 @@ class Synthesizer:
             config.get("g2p"),
         )
         options = ort.SessionOptions()
+        # Two sessions take turns: workers of one spinning for work after its run would
+        # hold the cores the other needs (paper model, 180 tokens, 2 threads: 185 against
+        # 131 ms for encoder + decoder; bench/RESULTS.md, section 4).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if num_threads:
             options.intra_op_num_threads = num_threads
             options.inter_op_num_threads = 1
