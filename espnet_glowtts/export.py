@@ -11,19 +11,17 @@ is folded into plain convolutions, and each block's inverse 1x1 convolution and 
 ActNorm are baked into one constant 1x1 convolution: nothing is inverted at run time (the
 step that ``torch.linalg.inv`` has no ONNX operator for).
 
-The couplings and the encoder's feed-forward networks are exported as 4-D (1, C, 1, T)
-convolutions with each gated layer's halves as separate convolutions. onnxruntime then runs
-them in its channel-blocked layout with the activations fused (its NCHWc transformer, for
-4-D convolutions only), which takes the paper-size decoder from 0.80x to 0.58x of torch
-eager's time on 2 threads; the attention is exported without masks (bench/RESULTS.md,
-section 4).
-
-Undilated couplings (the paper's and the demo's configs) go one step further: their k-tap
-convolutions are written as Winograd's minimal filtering F(m, k) (Lavin and Gray, "Fast
-Algorithms for Convolutional Neural Networks", CVPR 2016), in one dimension. Each tile of
-m outputs takes m + k - 1 products in a transformed domain instead of m * k, so the
-couplings' matrix work drops 2.5x at k = 5. The transforms are constants folded from the
-weights in float64, and the coupling runs as (1, C, T) matrix products (``_CouplingWinograd``).
+The k-tap convolutions of the couplings and of the encoder's feed-forward networks are
+written as Winograd's minimal filtering F(m, k) (Lavin and Gray, "Fast Algorithms for
+Convolutional Neural Networks", CVPR 2016), in one dimension: each tile of m outputs takes
+m + k - 1 products in a transformed domain instead of m * k, so their matrix work drops
+2.5x at k = 5 (F(4, 5)) and 2.25x at k = 3 (F(6, 3)). The transforms are constants folded
+from the weights in float64; the products run as batched MatMuls on (1, C, T) sequences
+(``_WinogradConv``, ``_CouplingWinograd``). What it cannot tile (dilated WaveNets, even
+kernels), and ``winograd=False``, get the direct form instead: 4-D (1, C, 1, T) convolutions with each gated layer's halves
+separate, which onnxruntime runs in its channel-blocked layout with the activations fused
+(its NCHWc transformer, for 4-D convolutions only). int8 quantization starts from the
+direct form. The attention is exported without masks. Speed: bench/RESULTS.md, section 4.
 """
 
 import copy
