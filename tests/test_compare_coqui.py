@@ -12,7 +12,7 @@ import soundfile as sf
 import torch
 import yaml
 
-from glowtts_recipe import compare_report, vocode
+from glowtts_recipe import compare_report, coqui_glowtts, vocode
 from glowtts_recipe.datadir import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,6 +131,25 @@ print(json.dumps(dict(
     per_step=not config.scheduler_after_epoch,
     ids=model.tokenizer.text_to_ids("the sun"))))
 """
+
+
+def test_coqui_gets_the_peak_and_warmup_of_our_schedule():
+    mini = yaml.safe_load(MINI.read_text())
+    lrs, steps = (
+        mini["scheduler_conf"][k] for k in ("warmup_lr_list", "warmup_steps_list")
+    )
+    peak = max(lrs)
+    assert (
+        lrs[-1] == 0.0 and peak > 0
+    )  # the mini config decays to zero at its last step
+    assert coqui_glowtts._noam_equivalent(MINI, mini) == (peak, steps[lrs.index(peak)])
+    noam = dict(scheduler="warmuplr", optim_conf=dict(lr=1e-3))
+    assert coqui_glowtts._noam_equivalent(MINI, noam) == (
+        1e-3,
+        25000,
+    )  # ESPnet's default
+    with pytest.raises(DataError, match="scheduler 'steplr'"):
+        coqui_glowtts._noam_equivalent(MINI, dict(scheduler="steplr"))
 
 
 @pytest.mark.skipif(

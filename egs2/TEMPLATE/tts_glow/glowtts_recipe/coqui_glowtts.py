@@ -85,6 +85,27 @@ def read_samples(data_dir: Path) -> list:
     ]
 
 
+def _noam_equivalent(glow_tts_config: Path, ours: dict):
+    """Peak learning rate and warmup steps of our schedule, for Coqui's NoamLR.
+
+    warmuplr is Noam itself. A piecewiselinearwarmuplr (the mini config's warmup and linear
+    decay to zero at its last step) gives its peak and the step of the peak: Coqui's
+    trainer stops on a wall-clock budget, at a step not known in advance, so a schedule
+    that ends at a given step has no equivalent there, and Coqui keeps Noam's decay.
+    """
+    optim, sched = ours.get("optim_conf") or {}, ours.get("scheduler_conf") or {}
+    if ours.get("scheduler") == "warmuplr":
+        return float(optim.get("lr", 1e-3)), int(sched.get("warmup_steps", 25000))
+    if ours.get("scheduler") == "piecewiselinearwarmuplr":
+        steps, lrs = sched["warmup_steps_list"], sched["warmup_lr_list"]
+        peak = max(range(len(lrs)), key=lambda i: lrs[i])
+        return float(lrs[peak]), max(1, int(steps[peak]))
+    raise DataError(
+        f"{glow_tts_config}: scheduler {ours.get('scheduler')!r}; "
+        "expected warmuplr or piecewiselinearwarmuplr"
+    )
+
+
 def coqui_config(glow_tts_config: Path, out_dir: Path, fs: int):
     """GlowTTSConfig with our model's architecture, optimiser and mel settings."""
     import yaml
@@ -93,9 +114,10 @@ def coqui_config(glow_tts_config: Path, out_dir: Path, fs: int):
 
     ours = yaml.safe_load(glow_tts_config.read_text(encoding="utf-8"))
     tts, feats = ours.get("tts_conf") or {}, ours.get("feats_extract_conf") or {}
-    optim, sched = ours.get("optim_conf") or {}, ours.get("scheduler_conf") or {}
-    if ours.get("tts") != "glow_tts" or ours.get("scheduler") != "warmuplr":
-        raise DataError(f"{glow_tts_config}: expected a glow_tts model with warmuplr")
+    optim = ours.get("optim_conf") or {}
+    if ours.get("tts") != "glow_tts":
+        raise DataError(f"{glow_tts_config}: expected a glow_tts model")
+    peak_lr, warmup_steps = _noam_equivalent(glow_tts_config, ours)
     if feats.get("fs", fs) != fs:
         raise DataError(
             f"{glow_tts_config}: features at {feats['fs']} Hz, data at {fs}"
@@ -127,9 +149,9 @@ def coqui_config(glow_tts_config: Path, out_dir: Path, fs: int):
             eps=float(optim.get("eps", 1e-9)),
             weight_decay=float(optim.get("weight_decay", 0.0)),
         ),
-        lr=float(optim.get("lr", 1e-3)),
+        lr=peak_lr,
         lr_scheduler="NoamLR",  # the same formula as ESPnet's warmuplr
-        lr_scheduler_params=dict(warmup_steps=int(sched.get("warmup_steps", 4000))),
+        lr_scheduler_params=dict(warmup_steps=warmup_steps),
         # Noam is a per-iteration schedule, as ours. Coqui's trainer default (per epoch)
         # never steps it with a single optimiser (coqui-tts-trainer 0.4: epoch-end steps
         # need index 0 among the stepped optimisers, which it records as None), so the lr
