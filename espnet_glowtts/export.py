@@ -43,6 +43,7 @@ from espnet_glowtts.flows import (
     AffineCoupling,
     InvertibleConv1x1,
     WeightNormConv1d,
+    bounded_log_scale,
     squeeze,
     unsqueeze,
 )
@@ -354,9 +355,7 @@ class _Coupling4d(nn.Module):
             if i < len(self.res):
                 h = h + self.res[i](acts)
             skip = self.skip[i](acts) if skip is None else skip + self.skip[i](acts)
-        logs = self.log_scale(skip)
-        if self.sigmoid_scale:
-            logs = torch.log(1e-6 + torch.sigmoid(logs + 2))
+        logs = bounded_log_scale(self.log_scale(skip), self.sigmoid_scale)
         return (x_b - self.shift(skip)) * torch.exp(-logs)
 
 
@@ -413,9 +412,7 @@ class _CouplingWinograd(nn.Module):
                 h = h + out[:, :c]
                 out = out[:, c:]
             skip = out if skip is None else skip + out
-        logs = self.log_scale(skip)
-        if self.sigmoid_scale:
-            logs = torch.log(1e-6 + torch.sigmoid(logs + 2))
+        logs = bounded_log_scale(self.log_scale(skip), self.sigmoid_scale)
         return (x_b - self.shift(skip)) * torch.exp(-logs)
 
 

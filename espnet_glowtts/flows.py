@@ -287,6 +287,11 @@ class WaveNet(nn.Module):
         return skip * mask
 
 
+def bounded_log_scale(logs: torch.Tensor, sigmoid_scale: bool) -> torch.Tensor:
+    """A coupling's log-scale as used: log(sigmoid(logs + 2)) when ``sigmoid_scale``."""
+    return torch.log(1e-6 + torch.sigmoid(logs + 2)) if sigmoid_scale else logs
+
+
 class AffineCoupling(nn.Module):
     """Affine coupling: the first half of the channels predicts (m, logs) for the second.
 
@@ -344,9 +349,7 @@ class AffineCoupling(nn.Module):
             else self.wavenet(h, mask, g)
         )
         m, logs = self.end(h).chunk(2, dim=1)
-        if self.sigmoid_scale:
-            logs = torch.log(1e-6 + torch.sigmoid(logs + 2))
-        return m, logs
+        return m, bounded_log_scale(logs, self.sigmoid_scale)
 
     @staticmethod
     def affine(
