@@ -212,10 +212,12 @@ class _WinogradConv(nn.Module):
 
 
 def _tileable(*convs: nn.Conv1d) -> bool:
-    """Whether ``_WinogradConv`` computes these: odd kernels, "same" padding, no dilation."""
+    """Whether ``_WinogradConv`` computes these: odd kernels shorter than its n points,
+    "same" padding, no dilation."""
     return all(
         c.dilation[0] == 1
         and c.kernel_size[0] % 2
+        and c.kernel_size[0] <= len(WINOGRAD_POINTS)
         and c.padding[0] == c.kernel_size[0] // 2
         for c in convs
     )
