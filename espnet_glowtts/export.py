@@ -175,12 +175,12 @@ def winograd_matrices(
 class _WinogradConv(nn.Module):
     """A "same" undilated convolution of one sequence (1, C, T) -> (1, O, T) by F(m, k)."""
 
-    def __init__(self, conv: nn.Conv1d, rows: slice = slice(None)):
+    def __init__(self, conv: nn.Conv1d):
         super().__init__()
         output_transform, filter_transform, input_transform = winograd_matrices(
             conv.kernel_size[0]
         )
-        weight = conv.weight[rows].detach().double()
+        weight = conv.weight.detach().double()
         self.channels = weight.size(1)
         self.tile, self.points = output_transform.shape
         self.pad = conv.padding[0]
@@ -195,7 +195,7 @@ class _WinogradConv(nn.Module):
             input_transform.float().repeat(self.channels, 1)[:, None].contiguous(),
         )
         self.register_buffer("output_transform", output_transform.float())
-        self.register_buffer("bias", conv.bias[rows].detach()[:, None].clone())
+        self.register_buffer("bias", conv.bias.detach()[:, None].clone())
 
     def forward(self, x):
         length = x.size(2)

@@ -123,10 +123,10 @@ def test_winograd_convolution_equals_conv1d(kernel_size):
     with torch.no_grad():
         conv.weight.normal_(generator=g)
         conv.bias.normal_(generator=g)
-    fast = _WinogradConv(conv.float(), rows=slice(2, 9))
+    fast = _WinogradConv(conv.float())
     for length in (1, 2, 3, 4, 5, 9, 64, 131):  # shorter than a tile, ragged last tiles
         x = torch.randn(1, 6, length, generator=g, dtype=torch.float64)
-        ref = conv.double()(x)[:, 2:9]
+        ref = conv.double()(x)
         y = fast(x.float()).double()
         assert y.shape == ref.shape
         assert (y - ref).abs().max() < 2e-5 * ref.abs().max()
