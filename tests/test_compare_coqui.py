@@ -139,15 +139,12 @@ def test_coqui_gets_the_peak_and_warmup_of_our_schedule():
         mini["scheduler_conf"][k] for k in ("warmup_lr_list", "warmup_steps_list")
     )
     peak = max(lrs)
-    assert (
-        lrs[-1] == 0.0 and peak > 0
-    )  # the mini config decays to zero at its last step
+    # the mini config decays to zero at its last step
+    assert lrs[-1] == 0.0 and peak > 0
     assert coqui_glowtts._noam_equivalent(MINI, mini) == (peak, steps[lrs.index(peak)])
+    # without warmup_steps: ESPnet's default
     noam = dict(scheduler="warmuplr", optim_conf=dict(lr=1e-3))
-    assert coqui_glowtts._noam_equivalent(MINI, noam) == (
-        1e-3,
-        25000,
-    )  # ESPnet's default
+    assert coqui_glowtts._noam_equivalent(MINI, noam) == (1e-3, 25000)
     with pytest.raises(DataError, match="scheduler 'steplr'"):
         coqui_glowtts._noam_equivalent(MINI, dict(scheduler="steplr"))
 
