@@ -336,7 +336,7 @@ def main(cmd=None) -> None:
         "--winograd",
         type=lambda s: s.lower() in ("true", "1", "yes"),
         default=True,
-        help="undilated couplings by Winograd's F(4, 5) (true/false; false: 4-D convs)",
+        help="undilated couplings by Winograd's F(6, 5) (true/false; false: 4-D convs)",
     )
     args = parser.parse_args(cmd)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
