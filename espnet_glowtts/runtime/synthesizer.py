@@ -126,10 +126,13 @@ class Synthesizer:
             config.get("g2p"),
         )
         options = ort.SessionOptions()
-        # Two sessions take turns: workers of one spinning for work after its run would
-        # hold the cores the other needs (paper model, 180 tokens, 2 threads: 185 against
-        # 131 ms for encoder + decoder; bench/RESULTS.md, section 4).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Workers spin briefly between a run's operators (waking a blocked one costs more
+        # than most of them), and stop when the run ends: two sessions take turns, and
+        # workers of one still spinning would hold the cores the other needs (paper
+        # model, 180 tokens, 2 threads, encoder + decoder: 185 ms with spinning left on,
+        # 121-128 with none, 110-116 so; bench/RESULTS.md, section 4).
+        options.add_session_config_entry("session.intra_op.spin_duration_us", "100")
+        options.add_session_config_entry("session.force_spinning_stop", "1")
         if num_threads:
             options.intra_op_num_threads = num_threads
             options.inter_op_num_threads = 1
@@ -253,7 +256,7 @@ class Synthesizer:
             mean, log_std, w[0], model["squeeze_factor"]
         )
         noise = (
-            self.rng.standard_normal(mean_y.shape).astype(np.float32)
+            self.rng.standard_normal(mean_y.shape, dtype=np.float32)
             if noise_scale
             else np.zeros_like(mean_y)
         )
