@@ -58,25 +58,44 @@ def _window(win_length: int, n_fft: int) -> np.ndarray:
 
 def stft(y: np.ndarray, n_fft: int, hop: int, window: np.ndarray) -> np.ndarray:
     """Centred STFT with zero padding (n_fft // 2 + 1, frames)."""
-    y = np.pad(y, n_fft // 2)
-    frames = 1 + (len(y) - n_fft) // hop
-    index = np.arange(n_fft)[None, :] + hop * np.arange(frames)[:, None]
-    return np.fft.rfft(y[index] * window, axis=1).T
+    return _stft_frames(y, n_fft, hop, window).T
 
 
 def istft(spec: np.ndarray, n_fft: int, hop: int, window: np.ndarray) -> np.ndarray:
     """Inverse of :func:`stft` (overlap-add with squared-window normalisation)."""
-    frames = spec.shape[1]
-    chunks = np.fft.irfft(spec.T, n=n_fft, axis=1) * window
-    length = n_fft + hop * (frames - 1)
-    y = np.zeros(length)
-    norm = np.zeros(length)
-    for i in range(frames):  # n_fft / hop overlapping adds per sample: linear in frames
-        y[i * hop : i * hop + n_fft] += chunks[i]
-        norm[i * hop : i * hop + n_fft] += window**2
-    nonzero = norm > np.finfo(np.float64).tiny
+    return _istft_frames(spec.T, n_fft, hop, window)
+
+
+# Griffin-Lim's loop keeps spectra frame-major (frames, bins), as the FFTs return them:
+# no transposed (strided) arrays between its steps.
+def _stft_frames(y: np.ndarray, n_fft: int, hop: int, window: np.ndarray):
+    frames = np.lib.stride_tricks.sliding_window_view(np.pad(y, n_fft // 2), n_fft)
+    return np.fft.rfft(frames[::hop] * window, axis=1)
+
+
+def _istft_frames(spec: np.ndarray, n_fft: int, hop: int, window: np.ndarray):
+    y = _overlap_add(np.fft.irfft(spec, n=n_fft, axis=1) * window, hop)
+    norm = _overlap_add(np.broadcast_to(window**2, (len(spec), n_fft)), hop)
+    nonzero = norm > np.finfo(norm.dtype).tiny
     y[nonzero] /= norm[nonzero]
-    return y[n_fft // 2 : length - n_fft // 2]
+    return y[n_fft // 2 : len(y) - n_fft // 2]
+
+
+def _overlap_add(chunks: np.ndarray, hop: int) -> np.ndarray:
+    """Sum of the rows of ``chunks`` (frames, n_fft), row i shifted by i * hop."""
+    frames, n_fft = chunks.shape
+    if n_fft % hop:
+        y = np.zeros(n_fft + hop * (frames - 1), chunks.dtype)
+        for i in range(frames):
+            y[i * hop : i * hop + n_fft] += chunks[i]
+        return y
+    # hop-sized blocks: n_fft / hop array adds instead of one Python step per frame
+    overlap = n_fft // hop
+    blocks = chunks.reshape(frames, overlap, hop)
+    y = np.zeros((frames + overlap - 1, hop), chunks.dtype)
+    for k in range(overlap):
+        y[k : k + frames] += blocks[:, k]
+    return y.reshape(-1)
 
 
 class GriffinLim:
@@ -120,25 +139,28 @@ class GriffinLim:
     def __call__(
         self, logmel: np.ndarray, init_phase: Optional[str] = "random"
     ) -> np.ndarray:
-        mag = self.linear(logmel)
+        # float32 features run in float32 (and complex64): half the FFT work of float64
+        mag = self.linear(logmel).T  # (frames, bins)
+        window = self.window.astype(mag.dtype)
+        tiny = np.finfo(mag.dtype).tiny
         if init_phase == "random":
-            angles = np.exp(2j * np.pi * self.rng.random(mag.shape))
+            angles = np.exp(2j * np.pi * self.rng.random(mag.shape, dtype=mag.dtype))
         else:
-            angles = np.ones(mag.shape, dtype=np.complex128)
+            angles = np.ones_like(mag, dtype=np.result_type(mag, np.complex64))
         angles = angles * mag
         previous = None
         for _ in range(self.n_iter):
-            rebuilt = stft(
-                istft(angles, self.n_fft, self.hop, self.window),
-                self.n_fft,
-                self.hop,
-                self.window,
-            )
+            wav = _istft_frames(angles, self.n_fft, self.hop, window)
+            rebuilt = _stft_frames(wav, self.n_fft, self.hop, window)
             angles = (
-                rebuilt
+                rebuilt.copy()
                 if previous is None
                 else rebuilt - (MOMENTUM / (1 + MOMENTUM)) * previous
             )
-            angles = angles / (np.abs(angles) + np.finfo(np.float64).tiny) * mag
+            # the phase of angles at the target magnitude, in place (no complex temporaries)
+            scale = np.abs(angles)
+            scale += tiny
+            np.divide(mag, scale, out=scale)
+            angles *= scale
             previous = rebuilt
-        return istft(angles, self.n_fft, self.hop, self.window).astype(np.float32)
+        return _istft_frames(angles, self.n_fft, self.hop, window).astype(np.float32)
