@@ -56,24 +56,16 @@ def _window(win_length: int, n_fft: int) -> np.ndarray:
     return np.pad(win, (left, n_fft - win_length - left))
 
 
+# Spectra are frame-major (frames, bins), as the FFTs return them: no transposed
+# (strided) arrays between Griffin-Lim's steps.
 def stft(y: np.ndarray, n_fft: int, hop: int, window: np.ndarray) -> np.ndarray:
-    """Centred STFT with zero padding (n_fft // 2 + 1, frames)."""
-    return _stft_frames(y, n_fft, hop, window).T
-
-
-def istft(spec: np.ndarray, n_fft: int, hop: int, window: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`stft` (overlap-add with squared-window normalisation)."""
-    return _istft_frames(spec.T, n_fft, hop, window)
-
-
-# Griffin-Lim's loop keeps spectra frame-major (frames, bins), as the FFTs return them:
-# no transposed (strided) arrays between its steps.
-def _stft_frames(y: np.ndarray, n_fft: int, hop: int, window: np.ndarray):
+    """Centred STFT with zero padding (frames, n_fft // 2 + 1)."""
     frames = np.lib.stride_tricks.sliding_window_view(np.pad(y, n_fft // 2), n_fft)
     return np.fft.rfft(frames[::hop] * window, axis=1)
 
 
-def _istft_frames(spec: np.ndarray, n_fft: int, hop: int, window: np.ndarray):
+def istft(spec: np.ndarray, n_fft: int, hop: int, window: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`stft` (overlap-add with squared-window normalisation)."""
     y = _overlap_add(np.fft.irfft(spec, n=n_fft, axis=1) * window, hop)
     norm = _overlap_add(np.broadcast_to(window**2, (len(spec), n_fft)), hop)
     nonzero = norm > np.finfo(norm.dtype).tiny
@@ -140,7 +132,7 @@ class GriffinLim:
         self, logmel: np.ndarray, init_phase: Optional[str] = "random"
     ) -> np.ndarray:
         # float32 features run in float32 (and complex64): half the FFT work of float64
-        mag = self.linear(logmel).T  # (frames, bins)
+        mag = np.ascontiguousarray(self.linear(logmel).T)  # (frames, bins)
         window = self.window.astype(mag.dtype)
         tiny = np.finfo(mag.dtype).tiny
         if init_phase == "random":
@@ -150,8 +142,8 @@ class GriffinLim:
         angles = angles * mag
         previous = None
         for _ in range(self.n_iter):
-            wav = _istft_frames(angles, self.n_fft, self.hop, window)
-            rebuilt = _stft_frames(wav, self.n_fft, self.hop, window)
+            wav = istft(angles, self.n_fft, self.hop, window)
+            rebuilt = stft(wav, self.n_fft, self.hop, window)
             angles = (
                 rebuilt.copy()
                 if previous is None
@@ -163,4 +155,4 @@ class GriffinLim:
             np.divide(mag, scale, out=scale)
             angles *= scale
             previous = rebuilt
-        return _istft_frames(angles, self.n_fft, self.hop, window).astype(np.float32)
+        return istft(angles, self.n_fft, self.hop, window).astype(np.float32)
