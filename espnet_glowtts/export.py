@@ -204,16 +204,18 @@ class _WinogradConv(nn.Module):
 
     def forward(self, x):
         length = x.size(2)
-        tiles = (length + self.tile - 1) // self.tile
-        x = nn.functional.pad(x, (self.pad, tiles * self.tile - length + self.pad))
+        # Static pads (onnxruntime folds them into the Conv) and sizes left to -1, so the
+        # graph computes no shapes: the strided Conv's ceil(length / m) tiles read at
+        # most m - 1 of the extra zeros.
+        x = nn.functional.pad(x, (self.pad, self.pad + self.tile - 1))
         v = nn.functional.conv1d(
             x, self.input_transform, stride=self.tile, groups=self.channels
         )  # (1, C * n, tiles)
-        v = v.view(self.channels, self.points, tiles).transpose(0, 1)
+        v = v.view(self.channels, self.points, -1).transpose(0, 1)
         products = torch.matmul(self.weight, v)  # (n, O, tiles)
         # (O * tiles, m) = products^T A: the outputs in time order, no permute of y
         y = torch.matmul(products.view(self.points, -1).t(), self.output_transform.t())
-        return y.view(1, -1, tiles * self.tile)[:, :, :length] + self.bias
+        return y.view(1, self.weight.size(1), -1)[:, :, :length] + self.bias
 
 
 def _tileable(*convs: nn.Conv1d) -> bool:
