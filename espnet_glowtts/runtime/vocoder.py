@@ -76,18 +76,15 @@ def istft(spec: np.ndarray, n_fft: int, hop: int, window: np.ndarray) -> np.ndar
 def _overlap_add(chunks: np.ndarray, hop: int) -> np.ndarray:
     """Sum of the rows of ``chunks`` (frames, n_fft), row i shifted by i * hop."""
     frames, n_fft = chunks.shape
-    if n_fft % hop:
-        y = np.zeros(n_fft + hop * (frames - 1), chunks.dtype)
-        for i in range(frames):
-            y[i * hop : i * hop + n_fft] += chunks[i]
-        return y
-    # hop-sized blocks: n_fft / hop array adds instead of one Python step per frame
-    overlap = n_fft // hop
-    blocks = chunks.reshape(frames, overlap, hop)
+    # rows cut into hop-sized blocks (zero-padded to whole blocks): one array add per
+    # block column, instead of one Python step per frame
+    overlap = -(-n_fft // hop)
+    blocks = np.pad(chunks, ((0, 0), (0, overlap * hop - n_fft)))
+    blocks = blocks.reshape(frames, overlap, hop)
     y = np.zeros((frames + overlap - 1, hop), chunks.dtype)
     for k in range(overlap):
         y[k : k + frames] += blocks[:, k]
-    return y.reshape(-1)
+    return y.reshape(-1)[: n_fft + hop * (frames - 1)]
 
 
 class GriffinLim:
