@@ -64,13 +64,23 @@ def stft(y: np.ndarray, n_fft: int, hop: int, window: np.ndarray) -> np.ndarray:
     return np.fft.rfft(frames[::hop] * window, axis=1)
 
 
-def istft(spec: np.ndarray, n_fft: int, hop: int, window: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`stft` (overlap-add with squared-window normalisation)."""
-    y = _overlap_add(np.fft.irfft(spec, n=n_fft, axis=1) * window, hop)
-    norm = _overlap_add(np.broadcast_to(window**2, (len(spec), n_fft)), hop)
-    nonzero = norm > np.finfo(norm.dtype).tiny
-    y[nonzero] /= norm[nonzero]
+def istft(
+    spec: np.ndarray, n_fft: int, hop: int, window: np.ndarray, inv_norm: np.ndarray
+) -> np.ndarray:
+    """Inverse of :func:`stft`: overlap-add, times ``inv_norm`` (:func:`inverse_norm`)."""
+    y = _overlap_add(np.fft.irfft(spec, n=n_fft, axis=1) * window, hop) * inv_norm
     return y[n_fft // 2 : len(y) - n_fft // 2]
+
+
+def inverse_norm(frames: int, hop: int, window: np.ndarray) -> np.ndarray:
+    """1 / the overlap-added squared window of ``frames`` frames (0 where it is 0): the
+    same for every :func:`istft` of that many frames, so Griffin-Lim computes it once.
+    """
+    norm = _overlap_add(np.broadcast_to(window**2, (frames, len(window))), hop)
+    inv = np.zeros_like(norm)
+    nonzero = norm > np.finfo(norm.dtype).tiny
+    inv[nonzero] = 1.0 / norm[nonzero]
+    return inv
 
 
 def _overlap_add(chunks: np.ndarray, hop: int) -> np.ndarray:
@@ -137,9 +147,10 @@ class GriffinLim:
         else:
             angles = np.ones_like(mag, dtype=np.result_type(mag, np.complex64))
         angles = angles * mag
+        inv_norm = inverse_norm(len(mag), self.hop, window)
         previous = None
         for _ in range(self.n_iter):
-            wav = istft(angles, self.n_fft, self.hop, window)
+            wav = istft(angles, self.n_fft, self.hop, window, inv_norm)
             rebuilt = stft(wav, self.n_fft, self.hop, window)
             angles = (
                 rebuilt.copy()
@@ -152,4 +163,4 @@ class GriffinLim:
             np.divide(mag, scale, out=scale)
             angles *= scale
             previous = rebuilt
-        return istft(angles, self.n_fft, self.hop, window).astype(np.float32)
+        return istft(angles, self.n_fft, self.hop, window, inv_norm).astype(np.float32)
