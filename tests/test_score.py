@@ -130,6 +130,32 @@ def test_synthesis_is_the_mean_and_spread_over_draws(decoded):
     )  # the recordings get DNSMOS too
 
 
+def test_the_length_ratio_is_the_synthesis_duration_over_the_recordings(
+    decoded, tmp_path
+):
+    # A draw that speaks u1 half as long again and u2 at its own length.
+    root = tmp_path / "slow"
+    (root / "decode/eval1/wav").mkdir(parents=True)
+    (root / "data").symlink_to(decoded["data"].parent)
+    lengths = {}
+    for utt in TEXTS:
+        ref, _ = sf.read(decoded["data"] / f"{utt}.wav", dtype="float32")
+        syn = np.concatenate([ref, ref[: len(ref) // 2]]) if utt == "u1" else ref
+        sf.write(root / f"decode/eval1/wav/{utt}.wav", syn, FS, subtype="PCM_16")
+        lengths[utt] = (len(syn), len(ref))
+    r, md = _score(
+        dict(decoded, root=root, set_dir=root / "decode/eval1"),
+        *("--griffin_lim_iters", "2", "--dnsmos", "none"),
+    )
+    expected = sum(s for s, _ in lengths.values()) / sum(r for _, r in lengths.values())
+    assert expected > 1.2
+    assert r["systems"]["synthesis"]["length_ratio"] == pytest.approx(
+        expected, abs=1e-3
+    )
+    ratio = r["systems"]["synthesis"]["length_ratio"]
+    assert f"the recordings' (> 1 speaks slower): {ratio}" in md
+
+
 def test_the_griffin_lim_ceiling_is_the_same_in_every_scoring(decoded):
     # Griffin-Lim starts from random phases; the ceiling must not move between scorings.
     first, _ = _score(decoded, "--griffin_lim_iters", "4", "--dnsmos", "none")

@@ -49,6 +49,7 @@ SYNTHESIS_METRICS = (
     "dnsmos_sig",
     "dnsmos_bak",
     "dnsmos_ovrl",
+    "length_ratio",
 )
 # ESPnet's registry names (the config's ``tts``) -> the names the tables print
 SYSTEM_NAMES = dict(
@@ -584,11 +585,15 @@ def score_set(
             out.update(error_rates([texts[u] for u in utts], [r["asr"] for r in rows]))
         return out
 
+    # The speaking rate: MCD is DTW-aligned and ASR and DNSMOS ignore it, so a synthesis
+    # slower or faster than the recordings would otherwise go unreported.
+    recorded = sum(len(ref) for ref, _, _ in wavs.values())
     per_draw = [
         dict(
             draw=k,
             dir=d.name,
             **system_scores([per_utt[u]["synthesis"][i] for u in utts]),
+            length_ratio=round(sum(len(s[2][i]) for s in wavs.values()) / recorded, 3),
         )
         for i, (k, d) in enumerate(draws)
     ]
@@ -698,6 +703,11 @@ def markdown(r: dict) -> str:
         lines.append(
             f"CER ratio synthesis / reference through {r['vocoder']}: "
             f"{r['cer_ratio_synthesis_over_reference_vocoded']}"
+        )
+    if "length_ratio" in r["systems"]["synthesis"]:
+        lines.append(
+            "Length of the synthesis / the recordings' (> 1 speaks slower): "
+            f"{cell('synthesis', 'length_ratio')}"
         )
     if r.get("rtf") is not None:
         lines.append(f"Real-time factor of synthesis (CPU/GPU as decoded): {r['rtf']}")
