@@ -11,6 +11,7 @@ and the one-line errors. The packed zip is loaded the two ways model-zoo users d
 rerun of all stages must change nothing.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "egs2" / "ljspeech" / "tts_glow"
@@ -559,6 +561,12 @@ def test_onnx_export_stage_speaks_without_torch(recipe):
     ).is_file()
     wav, fs = sf.read(str(root / EXP / "onnx_check.wav"))
     assert fs == 22050 and len(wav) > 0.3 * fs and np.abs(wav).max() > 0.01
+    # The runtime's defaults are stage 7's decoding settings.
+    decode = yaml.safe_load(
+        (root / "conf/tuning/decode_glow_tts_mini.yaml").read_text()
+    )
+    defaults = json.loads((onnx_dir / "config.json").read_text())["defaults"]
+    assert defaults == {k: decode[k] for k in ("noise_scale", "length_scale")}
     assert (
         "already done"
         in run(

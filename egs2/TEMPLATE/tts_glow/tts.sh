@@ -692,9 +692,14 @@ fi
 # runtime. export_onnx replaces ${tts_exp}/onnx only after the exported model has spoken a
 # check sentence and matched torch; then the runtime itself speaks one more.
 if begin_stage 8x 8 "$([ "${export_onnx}" = true ] && echo false || echo true)" \
-        "ONNX export to ${tts_exp}/onnx" "${vocoder_file} $(checksum "${griffin_lim_config}")"; then
+        "ONNX export to ${tts_exp}/onnx" "${vocoder_file} $(checksum "${griffin_lim_config}") $(checksum "${inference_config}")"; then
     [ -f "${packed_model}" ] || die "--export_onnx needs the packed model ${packed_model}: run stage 8"
     onnx_opts=()
+    # The runtime's defaults are the recipe's decoding settings, as stage 7 used them.
+    for opt in noise_scale length_scale; do
+        value=$(yaml_get "${inference_config}" "${opt}")
+        if [ -n "${value}" ]; then onnx_opts+=("--${opt}" "${value}"); fi
+    done
     [ "${vocoder_file}" = none ] && onnx_opts+=(--vocoder_config "${griffin_lim_config}")
     run_logged "${tts_exp}/export_onnx.log" ${python} -m espnet_glowtts.bin.export_onnx \
         --model_tag "${packed_model}" --out_dir "${tts_exp}/onnx" \
