@@ -62,6 +62,23 @@ def smoothness(mels) -> str:
     return f"frame-to-frame {dt:.3f}, bin-to-bin {df:.3f}"
 
 
+def score_as_decoded(mels: dict, set_dir: Path, config: Path, args) -> None:
+    """Score log-mels (utt -> (T, n_mels)) as a decoded set in ``set_dir``: ``args.draws``
+    draws of the same features (Griffin-Lim's random phases are what differ) through the
+    recipe's own vocoding and scoring."""
+    for k in range(1, args.draws + 1):
+        d = set_dir / f"feats_seed{k}"
+        d.mkdir(parents=True, exist_ok=True)
+        for u, m in mels.items():
+            np.save(d / f"{u}.npy", m.astype(np.float32))
+    iters = f"--griffin_lim_iters={args.griffin_lim_iters}"
+    vocode.main([f"--train_config={config}", iters, str(set_dir)])
+    score.main(
+        [f"--train_config={config}", f"--decode_dir={set_dir.parent}", iters]
+        + [f"--data_root={args.data_root}", args.set]
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--exp_dir", type=Path, required=True)
@@ -95,19 +112,7 @@ def main():
     for name in args.variants.split(","):
         out = {u: filters[name](m).astype(np.float32) for u, m in decoded.items()}
         print(f"{name}: {smoothness(out.values())}")
-        set_dir = args.out_root / name / args.set
-        # the same features in every draw: Griffin-Lim's random phases are what differ
-        for k in range(1, args.draws + 1):
-            d = set_dir / f"feats_seed{k}"
-            d.mkdir(parents=True, exist_ok=True)
-            for u, m in out.items():
-                np.save(d / f"{u}.npy", m)
-        iters = f"--griffin_lim_iters={args.griffin_lim_iters}"
-        vocode.main([f"--train_config={config}", iters, str(set_dir)])
-        score.main(
-            [f"--train_config={config}", f"--decode_dir={set_dir.parent}", iters]
-            + [f"--data_root={args.data_root}", args.set]
-        )
+        score_as_decoded(out, args.out_root / name / args.set, config, args)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Decoding the demo model at ``length_scale`` 1.1 raises its DNSMOS and lowers its
 (bench/RESULTS.md, section 7). This is the control: the recordings' own log-mels, stretched
 along time by each factor (linear interpolation per bin), written as decoded features
 (``<out_root>/r<factor>/<set>/feats_seed{1..N}``) and put through the recipe's own
-Griffin-Lim and scoring (``glowtts_recipe.vocode``, ``score``). What the recordings gain
+Griffin-Lim and scoring (``mel_postfilter.score_as_decoded``). What the recordings gain
 from a stretch is the scorers' taste for slow speech, not the model's.
 
 Run from the recipe directory (``glowtts_recipe`` is installed with the package)::
@@ -20,8 +20,9 @@ import numpy as np
 import soundfile as sf
 import torch
 import yaml
+from mel_postfilter import score_as_decoded  # bench/, beside this file
 
-from glowtts_recipe import score, vocode
+from glowtts_recipe import score
 from glowtts_recipe.datadir import read_kv
 
 
@@ -49,19 +50,10 @@ def main():
         x, _ = sf.read(path, dtype="float32")
         with torch.no_grad():
             mels[utt] = fbank(torch.from_numpy(x)[None])[0][0].numpy()
-    iters = f"--griffin_lim_iters={args.griffin_lim_iters}"
     for factor in (float(f) for f in args.factors.split(",")):
-        set_dir = args.out_root / f"r{factor}" / args.set
-        # the same features in every draw: Griffin-Lim's random phases are what differ
-        for k in range(1, args.draws + 1):
-            d = set_dir / f"feats_seed{k}"
-            d.mkdir(parents=True, exist_ok=True)
-            for utt, mel in mels.items():
-                np.save(d / f"{utt}.npy", stretch(mel, factor).astype(np.float32))
-        vocode.main([f"--train_config={config}", iters, str(set_dir)])
-        score.main(
-            [f"--train_config={config}", f"--decode_dir={set_dir.parent}", iters]
-            + [f"--data_root={args.data_root}", args.set]
+        stretched = {u: stretch(m, factor) for u, m in mels.items()}
+        score_as_decoded(
+            stretched, args.out_root / f"r{factor}" / args.set, config, args
         )
 
 
