@@ -62,6 +62,17 @@ def smoothness(mels) -> str:
     return f"frame-to-frame {dt:.3f}, bin-to-bin {df:.3f}"
 
 
+def recordings(config: Path, data_dir: Path) -> dict:
+    """utt -> log-mel (T, n_mels) of each wav of ``data_dir``, by the model's front end."""
+    fbank = score._fbank(yaml.safe_load(config.read_text()))
+    mels = {}
+    for utt, path in read_kv(data_dir / "wav.scp").items():
+        x, _ = sf.read(path, dtype="float32")
+        with torch.no_grad():
+            mels[utt] = fbank(torch.from_numpy(x)[None])[0][0].numpy()
+    return mels
+
+
 def score_as_decoded(mels: dict, set_dir: Path, config: Path, args) -> None:
     """Score log-mels (utt -> (T, n_mels)) as a decoded set in ``set_dir``: ``args.draws``
     draws of the same features (Griffin-Lim's random phases are what differ) through the
@@ -94,17 +105,8 @@ def main():
     parser.add_argument("set")
     args = parser.parse_args()
     config = args.exp_dir / "config.yaml"
-    fbank = score._fbank(yaml.safe_load(config.read_text()))
-
-    def logmel(path: str) -> np.ndarray:
-        x, _ = sf.read(path, dtype="float32")
-        with torch.no_grad():
-            return fbank(torch.from_numpy(x)[None])[0][0].numpy()
-
-    train = [
-        logmel(p) for p in read_kv(args.data_root / args.train_set / "wav.scp").values()
-    ]
-    refs = [logmel(p) for p in read_kv(args.data_root / args.set / "wav.scp").values()]
+    train = recordings(config, args.data_root / args.train_set).values()
+    refs = recordings(config, args.data_root / args.set).values()
     scp = args.exp_dir / args.inference_tag / args.set / "denorm" / "feats.scp"
     decoded = {u: np.load(p) for u, p in read_kv(scp).items()}
     print(f"recordings: {smoothness(refs)}")

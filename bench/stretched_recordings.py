@@ -17,13 +17,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-import torch
-import yaml
-from mel_postfilter import score_as_decoded  # bench/, beside this file
-
-from glowtts_recipe import score
-from glowtts_recipe.datadir import read_kv
+from mel_postfilter import recordings, score_as_decoded  # bench/, beside this file
 
 
 def stretch(mel: np.ndarray, factor: float) -> np.ndarray:
@@ -44,12 +38,7 @@ def main():
     parser.add_argument("set")
     args = parser.parse_args()
     config = args.exp_dir / "config.yaml"
-    fbank = score._fbank(yaml.safe_load(config.read_text()))
-    mels = {}
-    for utt, path in read_kv(args.data_root / args.set / "wav.scp").items():
-        x, _ = sf.read(path, dtype="float32")
-        with torch.no_grad():
-            mels[utt] = fbank(torch.from_numpy(x)[None])[0][0].numpy()
+    mels = recordings(config, args.data_root / args.set)
     for factor in (float(f) for f in args.factors.split(",")):
         stretched = {u: stretch(m, factor) for u, m in mels.items()}
         score_as_decoded(

@@ -593,7 +593,9 @@ def score_set(
             draw=k,
             dir=d.name,
             **system_scores([per_utt[u]["synthesis"][i] for u in utts]),
-            length_ratio=round(sum(len(s[2][i]) for s in wavs.values()) / recorded, 3),
+            length_ratio=round(
+                sum(len(syn[i]) for *_, syn in wavs.values()) / recorded, 3
+            ),
         )
         for i, (k, d) in enumerate(draws)
     ]
