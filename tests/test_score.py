@@ -166,6 +166,38 @@ def test_the_griffin_lim_ceiling_is_the_same_in_every_scoring(decoded):
     assert mcd[0] == mcd[1] and mcd[0] > 0.5  # the same, and really resynthesised
 
 
+def test_the_griffin_lim_ceiling_has_as_many_draws_as_the_synthesis(decoded):
+    # One draw of Griffin-Lim's initial phases moved the ceiling's CER by 2 points: it is
+    # a mean over draws, as the synthesis is, and draw k starts from seed k.
+    r, md = _score(decoded, "--griffin_lim_iters", "4", "--dnsmos", "none")
+    ceiling = r["reference_vocoded_per_draw"]
+    assert [(p["draw"], p["dir"]) for p in ceiling] == [
+        (1, "reference_vocoded"),
+        (2, "reference_vocoded_seed2"),
+    ]
+    first, second = (
+        sf.read(decoded["set_dir"] / p["dir"] / "u1.wav", dtype="float32")[0]
+        for p in ceiling
+    )
+    ref, _ = sf.read(decoded["data"] / "u1.wav", dtype="float32")
+    conf = yaml.safe_load(decoded["config"].read_text())
+    for seed, got in ((1, first), (2, second)):
+        expected = score.griffin_lim_resynthesis(conf, 4, seed=seed)(ref)
+        np.testing.assert_allclose(got, np.clip(expected, -1, 1), atol=1.5 / 32768)
+    assert np.abs(first - second).max() > 0.01  # other phases, another wav
+    mcd = [p["mcd"] for p in ceiling]
+    assert mcd[0] != mcd[1]
+    mean, sd = (
+        r["systems"]["reference_vocoded"]["mcd"],
+        r["spread"]["reference_vocoded"]["mcd"],
+    )
+    assert mean == pytest.approx(np.mean(mcd), abs=1e-3)
+    assert sd == pytest.approx(np.std(mcd, ddof=1), abs=1e-3)
+    row = next(line for line in md.splitlines() if line.startswith("| reference ->"))
+    assert row.split(" | ")[1] == f"{mean} ± {sd}"
+    assert "Griffin-Lim (4 iters): mean ± std over 2 draws" in md
+
+
 def test_a_draw_missing_an_utterance_is_an_error(decoded):
     extra = decoded["set_dir"] / "wav_seed3"
     extra.mkdir()
@@ -188,6 +220,9 @@ def test_the_ceiling_goes_through_the_given_vocoder(decoded, tmp_path):
     pkl = write_pwg_hifigan(tmp_path / "hifigan", fs=FS, hop=HOP, n_mels=80)
     r, md = _score(decoded, "--dnsmos", "none", "--vocoder_file", str(pkl))
     assert r["vocoder"] == f"HiFiGANGenerator ({pkl})" and "griffin_lim_iters" not in r
+    # a neural vocoder gives the same wav every time: one draw, no spread
+    assert [p["dir"] for p in r["reference_vocoded_per_draw"]] == ["reference_vocoded"]
+    assert r["spread"]["reference_vocoded"]["mcd"] is None
     assert f"reference -> features -> HiFiGANGenerator ({pkl})" in md
     assert f"vocoder: HiFiGANGenerator ({pkl})" in md
 

@@ -7,7 +7,9 @@ For each test set it scores three systems where it can:
   the mean and the standard deviation over the draws (with their number, n);
 * ``reference_vocoded``: the reference audio through the model's features and the same
   vocoder as decoding (``--vocoder_file``, else Griffin-Lim): the ceiling that the vocoder
-  allows. Its wavs go to ``<set>/reference_vocoded``;
+  allows. Its wavs go to ``<set>/reference_vocoded``. Griffin-Lim starts from random
+  phases, so its ceiling gets as many draws as the synthesis (draw k from seed k, the same
+  in every scoring; ``<set>/reference_vocoded_seed<k>``) and is reported as theirs is;
 * ``reference``: the reference recordings themselves (ASR and DNSMOS only).
 
 Metrics: MCD (mel-cepstra of order 34, alpha 0.45 via pysptk, c0 excluded, DTW-aligned),
@@ -350,9 +352,9 @@ def griffin_lim_vocoder(conf: dict, griffin_lim_iters: int):
     )
 
 
-def griffin_lim_resynthesis(conf: dict, griffin_lim_iters: int):
+def griffin_lim_resynthesis(conf: dict, griffin_lim_iters: int, seed: int = 1):
     """wav -> wav through the model's log-mel features and ESPnet's Griffin-Lim, from the
-    same initial phases every time."""
+    initial phases of ``seed`` every time."""
     from functools import partial
     from unittest import mock
 
@@ -361,8 +363,9 @@ def griffin_lim_resynthesis(conf: dict, griffin_lim_iters: int):
     resynthesise = _through(_fbank(conf), griffin_lim_vocoder(conf, griffin_lim_iters))
     # ESPnet calls librosa.griffinlim, whose random initial phases come from an unseeded
     # generator: the ceiling's dev CER moved from 10.6% to 12.5% between two scorings of
-    # the same recordings. A fixed seed makes the ceiling one number per recording.
-    seeded = partial(librosa.griffinlim, rng=1)
+    # the same recordings. Fixed seeds make each draw of the ceiling one number per
+    # recording.
+    seeded = partial(librosa.griffinlim, rng=seed)
 
     def deterministic(x: np.ndarray) -> np.ndarray:
         with mock.patch.object(librosa, "griffinlim", seeded):
@@ -501,51 +504,60 @@ def score_set(
                 f"ERROR: {d}/{missing[0]}.wav missing ({len(missing)} of "
                 f"{len(utts)} utterances of draw 1 are not in this draw)"
             )
-    resynth, vocoder_name = ceiling or (
-        griffin_lim_resynthesis(conf, gl_iters),
-        f"Griffin-Lim ({gl_iters} iters)",
-    )
-    voc_dir = set_dir / "reference_vocoded"
-    voc_dir.mkdir(exist_ok=True)
+    if ceiling:  # a neural vocoder: the same wav every time, one draw
+        vocoder_name = ceiling[1]
+        ceilings = [(1, set_dir / "reference_vocoded", ceiling[0])]
+    else:
+        vocoder_name = f"Griffin-Lim ({gl_iters} iters)"
+        ceilings = [
+            (
+                k,
+                set_dir
+                / ("reference_vocoded" if i == 0 else f"reference_vocoded_seed{k}"),
+                griffin_lim_resynthesis(conf, gl_iters, seed=k),
+            )
+            for i, (k, _) in enumerate(draws)
+        ]
+    ceiling_draws = [(k, d) for k, d, _ in ceilings]
+    for _, d in ceiling_draws:
+        d.mkdir(exist_ok=True)
 
     def wav_of(system, utt, d=None):
-        return {
-            "synthesis": lambda: str(d / f"{utt}.wav"),
-            "reference_vocoded": lambda: str(voc_dir / f"{utt}.wav"),
-            "reference": lambda: refs[utt],
-        }[system]()
+        return str(d / f"{utt}.wav") if d is not None else refs[utt]
 
     per_utt = {
         u: {
             "text": texts[u],
             "synthesis": [{"draw": k} for k, _ in draws],
-            "reference_vocoded": {},
+            "reference_vocoded": [{"draw": k} for k, _ in ceiling_draws],
             "reference": {},
         }
         for u in utts
     }
-    wavs = {}  # utt -> (recording, through the vocoder, [draws])
+    wavs = {}  # utt -> (recording, [through the vocoder, per draw], [synthesis draws])
     for utt in utts:
         ref = read_wav(refs[utt], fs)
-        voc = resynth(ref)
-        write_wav(voc_dir / f"{utt}.wav", voc, fs)
+        vocs = []
+        for _, d, resynth in ceilings:
+            vocs.append(resynth(ref))
+            write_wav(d / f"{utt}.wav", vocs[-1], fs)
         wavs[utt] = (
             ref,
-            voc,
+            vocs,
             [read_wav(wav_of("synthesis", utt, d), fs) for _, d in draws],
         )
     analyse_in_parallel(
-        [x for ref, voc, syn in wavs.values() for x in (ref, voc, *syn)],
+        [x for ref, vocs, syn in wavs.values() for x in (ref, *vocs, *syn)],
         fs,
         n_fft,
         n_shift,
         jobs,
     )
     for utt in utts:
-        ref, voc, syn = wavs[utt]
+        ref, vocs, syn = wavs[utt]
         row = per_utt[utt]
         scored = [(row["synthesis"][i], x) for i, x in enumerate(syn)] + [
-            (row["reference_vocoded"], voc)
+            (row["reference_vocoded"][i], x) for i, x in enumerate(vocs)
         ]
         for out, x in scored:
             mcd, f0 = spectral_scores(x, ref, fs, n_fft, n_shift)
@@ -564,10 +576,11 @@ def score_set(
             for i, (_, d) in enumerate(draws)
         ]
         asr_jobs += [
-            (per_utt[u][s], wav_of(s, u))
+            (per_utt[u]["reference_vocoded"][i], wav_of("reference_vocoded", u, d))
             for u in utts
-            for s in ("reference_vocoded", "reference")
+            for i, (_, d) in enumerate(ceiling_draws)
         ]
+        asr_jobs += [(per_utt[u]["reference"], wav_of("reference", u)) for u in utts]
         with ThreadPoolExecutor(max(1, jobs)) as pool:
             heard = pool.map(asr, [path for _, path in asr_jobs])
             for (out, _), text in zip(asr_jobs, heard):
@@ -588,29 +601,38 @@ def score_set(
     # The speaking rate: MCD is DTW-aligned and ASR and DNSMOS ignore it, so a synthesis
     # slower or faster than the recordings would otherwise go unreported.
     recorded = sum(len(ref) for ref, _, _ in wavs.values())
-    per_draw = [
-        dict(
-            draw=k,
-            dir=d.name,
-            **system_scores([per_utt[u]["synthesis"][i] for u in utts]),
-            length_ratio=round(
-                sum(len(syn[i]) for *_, syn in wavs.values()) / recorded, 3
-            ),
-        )
-        for i, (k, d) in enumerate(draws)
-    ]
-    synthesis, spread = {}, {}
-    for m in SYNTHESIS_METRICS:
-        mean, sd = mean_and_spread(
-            [p.get(m) for p in per_draw], 4 if m == "log_f0_rmse" else 3
-        )
-        if mean is not None:
-            synthesis[m], spread[m] = mean, sd
+
+    def over_draws(system: str, system_draws, lengths) -> Tuple[list, dict, dict]:
+        """(its scores per draw, their means, their spreads)."""
+        per_draw = [
+            dict(
+                draw=k,
+                dir=d.name,
+                **system_scores([per_utt[u][system][i] for u in utts]),
+                length_ratio=round(
+                    sum(len(x[i]) for x in lengths(wavs.values())) / recorded, 3
+                ),
+            )
+            for i, (k, d) in enumerate(system_draws)
+        ]
+        means, spreads = {}, {}
+        for m in SYNTHESIS_METRICS:
+            mean, sd = mean_and_spread(
+                [p.get(m) for p in per_draw], 4 if m == "log_f0_rmse" else 3
+            )
+            if mean is not None:
+                means[m], spreads[m] = mean, sd
+        return per_draw, means, spreads
+
+    per_draw, synthesis, spread = over_draws(
+        "synthesis", draws, lambda w: (syn for *_, syn in w)
+    )
+    ceiling_per_draw, vocoded, vocoded_spread = over_draws(
+        "reference_vocoded", ceiling_draws, lambda w: (vocs for _, vocs, _ in w)
+    )
     systems = dict(
         synthesis=synthesis,
-        reference_vocoded=system_scores(
-            [per_utt[u]["reference_vocoded"] for u in utts]
-        ),
+        reference_vocoded=vocoded,
         reference=system_scores([per_utt[u]["reference"] for u in utts]),
     )
     for name in (
@@ -627,8 +649,9 @@ def score_set(
         asr=asr_name,
         dnsmos=dnsmos_name,
         systems=systems,
-        spread=dict(synthesis=spread),
+        spread=dict(synthesis=spread, reference_vocoded=vocoded_spread),
         per_draw=per_draw,
+        reference_vocoded_per_draw=ceiling_per_draw,
     )
     if not ceiling:
         result["griffin_lim_iters"] = gl_iters
@@ -655,7 +678,8 @@ def system_name(conf: dict) -> str:
 
 def markdown(r: dict) -> str:
     n = r["draws"]
-    spread = r.get("spread", {}).get("synthesis", {})
+    spread = r.get("spread", {})
+    n_ceiling = len(r.get("reference_vocoded_per_draw", [])) or 1
 
     def cell(system, metric, available=True, why="n/a"):
         if not available:
@@ -663,7 +687,7 @@ def markdown(r: dict) -> str:
         v = r["systems"].get(system, {}).get(metric)
         if v is None:
             return "n/a"
-        sd = spread.get(metric) if system == "synthesis" else None
+        sd = spread.get(system, {}).get(metric)
         return f"{v} ± {sd}" if sd is not None else f"{v}"
 
     has_asr = r["systems"]["synthesis"].get("cer") is not None
@@ -700,6 +724,11 @@ def markdown(r: dict) -> str:
             f"Synthesis: mean ± std over {n} decoding draws (n = {n}; every "
             "metric is computed per draw, the std is the sample standard "
             "deviation over draws)."
+        )
+    if n_ceiling > 1:
+        lines.append(
+            f"Reference through {r['vocoder']}: mean ± std over {n_ceiling} draws of "
+            "its random initial phases (draw k from seed k, the same in every scoring)."
         )
     if "cer_ratio_synthesis_over_reference_vocoded" in r:
         lines.append(
