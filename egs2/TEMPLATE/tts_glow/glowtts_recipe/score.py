@@ -522,7 +522,8 @@ def score_set(
     for _, d in ceiling_draws:
         d.mkdir(exist_ok=True)
 
-    def wav_of(system, utt, d=None):
+    def wav_of(utt, d=None):
+        """The wav of a draw's directory, or the recording."""
         return str(d / f"{utt}.wav") if d is not None else refs[utt]
 
     per_utt = {
@@ -544,7 +545,7 @@ def score_set(
         wavs[utt] = (
             ref,
             vocs,
-            [read_wav(wav_of("synthesis", utt, d), fs) for _, d in draws],
+            [read_wav(wav_of(utt, d), fs) for _, d in draws],
         )
     analyse_in_parallel(
         [x for ref, vocs, syn in wavs.values() for x in (ref, *vocs, *syn)],
@@ -571,16 +572,16 @@ def score_set(
     if asr is not None:
         start = time.time()
         asr_jobs = [
-            (row["synthesis"][i], wav_of("synthesis", u, d))
+            (row["synthesis"][i], wav_of(u, d))
             for u, row in per_utt.items()
             for i, (_, d) in enumerate(draws)
         ]
         asr_jobs += [
-            (per_utt[u]["reference_vocoded"][i], wav_of("reference_vocoded", u, d))
+            (per_utt[u]["reference_vocoded"][i], wav_of(u, d))
             for u in utts
             for i, (_, d) in enumerate(ceiling_draws)
         ]
-        asr_jobs += [(per_utt[u]["reference"], wav_of("reference", u)) for u in utts]
+        asr_jobs += [(per_utt[u]["reference"], wav_of(u)) for u in utts]
         with ThreadPoolExecutor(max(1, jobs)) as pool:
             heard = pool.map(asr, [path for _, path in asr_jobs])
             for (out, _), text in zip(asr_jobs, heard):
@@ -602,15 +603,16 @@ def score_set(
     # slower or faster than the recordings would otherwise go unreported.
     recorded = sum(len(ref) for ref, _, _ in wavs.values())
 
-    def over_draws(system: str, system_draws, lengths) -> Tuple[list, dict, dict]:
-        """(its scores per draw, their means, their spreads)."""
+    def over_draws(system: str, system_draws, slot: int) -> Tuple[list, dict, dict]:
+        """(its scores per draw, their means, their spreads); ``slot``: its wavs' place
+        in ``wavs``."""
         per_draw = [
             dict(
                 draw=k,
                 dir=d.name,
                 **system_scores([per_utt[u][system][i] for u in utts]),
                 length_ratio=round(
-                    sum(len(x[i]) for x in lengths(wavs.values())) / recorded, 3
+                    sum(len(w[slot][i]) for w in wavs.values()) / recorded, 3
                 ),
             )
             for i, (k, d) in enumerate(system_draws)
@@ -624,11 +626,9 @@ def score_set(
                 means[m], spreads[m] = mean, sd
         return per_draw, means, spreads
 
-    per_draw, synthesis, spread = over_draws(
-        "synthesis", draws, lambda w: (syn for *_, syn in w)
-    )
+    per_draw, synthesis, spread = over_draws("synthesis", draws, 2)
     ceiling_per_draw, vocoded, vocoded_spread = over_draws(
-        "reference_vocoded", ceiling_draws, lambda w: (vocs for _, vocs, _ in w)
+        "reference_vocoded", ceiling_draws, 1
     )
     systems = dict(
         synthesis=synthesis,
