@@ -43,7 +43,7 @@ from glowtts_recipe.datadir import atomic_write, main_guard, read_kv
 
 MCEP_ORDER, MCEP_ALPHA = 34, 0.45  # 22.05 kHz
 DNSMOS_FS = 16000
-SYNTHESIS_METRICS = (
+DRAW_METRICS = (
     "mcd",
     "log_f0_rmse",
     "cer",
@@ -618,7 +618,7 @@ def score_set(
             for i, (k, d) in enumerate(system_draws)
         ]
         means, spreads = {}, {}
-        for m in SYNTHESIS_METRICS:
+        for m in DRAW_METRICS:
             mean, sd = mean_and_spread(
                 [p.get(m) for p in per_draw], 4 if m == "log_f0_rmse" else 3
             )
